@@ -8,7 +8,7 @@
 //! - [`wait_for`] polls a condition with a deadline and a message that says what did not happen.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,7 +27,11 @@ pub struct Cluster {
 
 /// The workspace root (the folder holding `Cargo.lock`).
 pub fn workspace_root() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // cargo sets CARGO_MANIFEST_DIR when it runs a test too; prefer that over the compile-time path, so
+    // a checkout built into a shared target dir finds its own test cluster.
+    let runtime = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let here = runtime.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let here = here.as_path();
     here.ancestors()
         .find(|p| p.join("Cargo.lock").exists() && p.join("crates").is_dir())
         .unwrap_or(here)

@@ -1,0 +1,140 @@
+{{/* Names, labels and the derived store settings shared by every template. */}}
+
+{{/* The store id: the release name unless given; a DNS label because it becomes a label value and host part. */}}
+{{- define "store.id" -}}
+{{- $id := .Values.storeId | default .Release.Name -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" $id) -}}
+{{- fail (printf "storeId %q must be a DNS label (lower-case letters, digits, '-'; at most 63 characters)" $id) -}}
+{{- end -}}
+{{- $id -}}
+{{- end -}}
+
+{{/* Name prefix of every object; the release name, which the control plane sets to the store id. */}}
+{{- define "store.fullname" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "store.host" -}}
+{{- .Values.host | default (printf "%s.%s" (include "store.id" .) .Values.baseDomain) -}}
+{{- end -}}
+
+{{- define "store.siteUrl" -}}
+{{- if .Values.siteUrl -}}
+{{- .Values.siteUrl | trimSuffix "/" -}}
+{{- else -}}
+{{- printf "%s://%s" (ternary "https" "http" .Values.ingress.tls.enabled) (include "store.host" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "store.serviceAccountName" -}}
+{{- .Values.serviceAccount.name | default (include "store.fullname" .) -}}
+{{- end -}}
+
+{{- define "store.credentialsSecret" -}}
+{{- printf "%s-credentials" .Release.Name -}}
+{{- end -}}
+
+{{- define "store.mariadbHost" -}}
+{{- printf "%s-mariadb" (include "store.fullname" .) -}}
+{{- end -}}
+
+{{/* Labels every object carries: the standard app.kubernetes.io set plus the store id and engine. */}}
+{{- define "store.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: storefleet
+storefleet.dev/store-id: {{ include "store.id" . }}
+storefleet.dev/engine: {{ .Values.engine }}
+{{- end -}}
+
+{{/* Labels of one component (wordpress, database, setup); pass (dict "ctx" $ "component" "wordpress"). */}}
+{{- define "store.componentLabels" -}}
+{{ include "store.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+Labels for fields that can never change after creation (StatefulSet volumeClaimTemplates):
+the store's labels without the chart and app versions.
+*/}}
+{{- define "store.stableLabels" -}}
+{{ include "store.selectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: storefleet
+storefleet.dev/store-id: {{ include "store.id" .ctx }}
+storefleet.dev/engine: {{ .ctx.Values.engine }}
+{{- end -}}
+
+{{/* Selector labels: stable across chart versions, so never the version labels. */}}
+{{- define "store.selectorLabels" -}}
+app.kubernetes.io/name: {{ .ctx.Chart.Name }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "store.image" -}}
+{{- printf "%s:%s" .repository .tag -}}
+{{- end -}}
+
+{{/*
+WordPress's database and salt settings, read by the image's wp-config.php at run time
+(getenv), so the WordPress pod and the setup Job must both have them.
+*/}}
+{{- define "store.wordpressEnv" -}}
+{{- $secret := include "store.credentialsSecret" . -}}
+- name: WORDPRESS_DB_HOST
+  value: {{ include "store.mariadbHost" . | quote }}
+- name: WORDPRESS_DB_NAME
+  value: {{ .Values.mariadb.database | quote }}
+- name: WORDPRESS_DB_USER
+  value: {{ .Values.mariadb.user | quote }}
+- name: WORDPRESS_DB_PASSWORD
+  valueFrom:
+    secretKeyRef: { name: {{ $secret }}, key: mariadb-password }
+{{- if .Values.cron.enabled }}
+# Scheduled events run from the wp-cron CronJob, not on page loads.
+- name: WORDPRESS_CONFIG_EXTRA
+  value: "define('DISABLE_WP_CRON', true);"
+{{- end }}
+{{- range $salt := list "auth-key" "secure-auth-key" "logged-in-key" "nonce-key" "auth-salt" "secure-auth-salt" "logged-in-salt" "nonce-salt" }}
+- name: WORDPRESS_{{ $salt | upper | replace "-" "_" }}
+  valueFrom:
+    secretKeyRef: { name: {{ $secret }}, key: wordpress-{{ $salt }} }
+{{- end }}
+{{- end -}}
+
+{{/*
+Pod affinity of pods that mount the WordPress volume next to WordPress: a ReadWriteOnce volume
+can be mounted by several pods, but only on one node.
+*/}}
+{{- define "store.besideWordpress" -}}
+{{- if eq .Values.wordpress.persistence.accessMode "ReadWriteOnce" -}}
+affinity:
+  podAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      - topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "store.selectorLabels" (dict "ctx" . "component" "wordpress") | nindent 12 }}
+{{- end -}}
+{{- end -}}
+
+{{/* WP-CLI needs: its config from the scripts ConfigMap; cache and home in /tmp (uid 33 has no home in the Alpine image). */}}
+{{- define "store.wpCliEnv" -}}
+- name: WP_CLI_CONFIG_PATH
+  value: /opt/storefleet/wp-cli.yml
+- name: WP_CLI_CACHE_DIR
+  value: /tmp/wp-cli-cache
+- name: HOME
+  value: /tmp
+{{- end -}}
+
+{{/* Fails rendering for an engine this chart does not implement. */}}
+{{- define "store.checkEngine" -}}
+{{- if ne .Values.engine "woocommerce" -}}
+{{- fail (printf "this chart is the woocommerce engine; engine %q needs its own chart (docs/engines.md)" .Values.engine) -}}
+{{- end -}}
+{{- end -}}

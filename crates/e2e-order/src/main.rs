@@ -1,0 +1,69 @@
+//! `e2e-order <store-url>`: places a Cash on Delivery order in a running store through the
+//! WooCommerce Store API and confirms the order exists. Exit status 0 only if it does.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use e2e_order::{OrderOptions, StoreUrl, place_cod_order};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Place a Cash on Delivery order in a WooCommerce store and confirm it"
+)]
+struct Args {
+    /// Base URL of the store, e.g. http://store-7016ff.localhost
+    store_url: String,
+    /// SKU to buy (default: the first purchasable simple product in stock)
+    #[arg(long)]
+    sku: Option<String>,
+    /// Billing e-mail of the test order
+    #[arg(long, default_value = "e2e-order@example.com")]
+    email: String,
+    /// Timeout per HTTP request, in seconds
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let store = match StoreUrl::parse(&args.store_url) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("e2e-order: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let http = match reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(args.timeout))
+        .user_agent(concat!("storefleet-e2e-order/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            eprintln!("e2e-order: HTTP client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = OrderOptions {
+        sku: args.sku,
+        email: args.email,
+        ..OrderOptions::default()
+    };
+    match place_cod_order(&http, &store, &options).await {
+        Ok(order) => {
+            println!(
+                "e2e-order: order #{} placed at {store} (status {}, Cash on Delivery, product {}) and read back",
+                order.order_id, order.status, order.product_id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("e2e-order: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The REST API (axum): router, shared state, and one file per group of routes.
+pub mod audit;
+pub mod auth;
+pub mod events;
+pub mod health;
+pub mod openapi;
+pub mod problem;
+pub mod stores;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::get;
+use kube::Client;
+use kube::runtime::reflector::Store as StoreCache;
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::crd::Store;
+use crate::metrics::Metrics;
+use crate::storage::{AuditLog, Database};
+use crate::stores::StoreService;
+use auth::AdminToken;
+use problem::Problem;
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub stores: Arc<StoreService>,
+    pub audit: AuditLog,
+    pub db: Database,
+    pub client: Client,
+    pub admin_token: Arc<AdminToken>,
+    pub wait_limit: Duration,
+    pub metrics: Arc<Metrics>,
+    /// The controller's view of Stores (for metrics; the API itself reads the API server).
+    pub cache: StoreCache<Store>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route(
+            "/stores",
+            get(stores::list_stores).post(stores::create_store),
+        )
+        .route(
+            "/stores/{store_id}",
+            get(stores::get_store).delete(stores::delete_store),
+        )
+        .route("/stores/{store_id}/events", get(events::store_events))
+        .route("/audit", get(audit::list_audit))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    let public = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics));
+    Router::new()
+        .merge(protected)
+        .merge(public)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::api_doc()))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `Query` whose rejection is a problem+json answer.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct ApiQuery<T>(pub T);
+
+/// `Path` whose rejection is a problem+json answer.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct ApiPath<T>(pub T);

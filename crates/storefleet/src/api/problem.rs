@@ -1,0 +1,281 @@
+//! RFC 9457 problem details: every error answer is `application/problem+json`
+//! `{type, title, status, detail, store_id?}`.
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::DomainError;
+use crate::stores::StoreError;
+
+pub const PROBLEM_BASE: &str = "https://storefleet.dev/problems/";
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ProblemBody {
+    #[schema(example = "https://storefleet.dev/problems/quota-exceeded")]
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[schema(example = "Quota exceeded")]
+    pub title: String,
+    #[schema(example = 403)]
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    /// Last path segment of the type URI, e.g. `quota-exceeded`.
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub store_id: Option<String>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            store_id: None,
+        }
+    }
+
+    pub fn with_store(mut self, store_id: impl Into<String>) -> Self {
+        self.store_id = Some(store_id.into());
+        self
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+            "Invalid request",
+            detail,
+        )
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            detail,
+        )
+    }
+
+    pub fn body(&self) -> ProblemBody {
+        ProblemBody {
+            type_: format!("{PROBLEM_BASE}{}", self.slug),
+            title: self.title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            store_id: self.store_id.clone(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body()).expect("problems serialise");
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"storefleet\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => {
+                Problem::not_found(format!("there is no store {id}")).with_store(id)
+            }
+            StoreError::QuotaExceeded { .. } => Problem::new(
+                StatusCode::FORBIDDEN,
+                "quota-exceeded",
+                "Quota exceeded",
+                e.to_string(),
+            ),
+            StoreError::IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                e.to_string(),
+            ),
+            StoreError::NoFreeId | StoreError::Kube(_) | StoreError::Database(_) => {
+                tracing::error!("{e}");
+                Problem::internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<DomainError> for Problem {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::InvalidStoreId(_) => Problem::not_found(e.to_string()),
+            DomainError::InvalidIdempotencyKey => Problem::bad_request(e.to_string()),
+            _ => Problem::invalid(e.to_string()),
+        }
+    }
+}
+
+/// A request body axum could not read: too large (413) or broken (400).
+impl From<BytesRejection> for Problem {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                "the request body is larger than 64 KiB",
+            )
+        } else {
+            Problem::new(r.status(), "bad-request", "Bad request", r.body_text())
+        }
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonDataError(e) => Problem::invalid(e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-json",
+                "Invalid JSON",
+                e.body_text(),
+            ),
+            JsonRejection::MissingJsonContentType(_) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as `Content-Type: application/json`",
+            ),
+            JsonRejection::BytesRejection(e) => e.into(),
+            other => Problem::new(
+                other.status(),
+                "bad-request",
+                "Bad request",
+                other.body_text(),
+            ),
+        }
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(r: QueryRejection) -> Self {
+        Problem::bad_request(r.body_text())
+    }
+}
+
+impl From<PathRejection> for Problem {
+    fn from(r: PathRejection) -> Self {
+        Problem::bad_request(r.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn parts(p: Problem) -> (StatusCode, String, serde_json::Value, Option<String>) {
+        let response = p.into_response();
+        let status = response.status();
+        let ct = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let auth = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, ct, serde_json::from_slice(&body).unwrap(), auth)
+    }
+
+    #[tokio::test]
+    async fn problems_are_problem_json() {
+        let (status, ct, body, auth) = parts(StoreError::QuotaExceeded { max: 5 }.into()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(ct, "application/problem+json");
+        assert_eq!(
+            body["type"],
+            "https://storefleet.dev/problems/quota-exceeded"
+        );
+        assert_eq!(body["status"], 403);
+        assert!(body["detail"].as_str().unwrap().contains('5'));
+        assert!(body.get("store_id").is_none());
+        assert!(auth.is_none());
+    }
+
+    #[tokio::test]
+    async fn unauthorized_asks_for_a_bearer_token() {
+        let (status, _, _, auth) = parts(Problem::unauthorized("no token")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(auth.unwrap().starts_with("Bearer"));
+    }
+
+    #[tokio::test]
+    async fn domain_errors_map_to_statuses() {
+        let (status, _, body, _) = parts(StoreError::NotFound("store-000000".into()).into()).await;
+        assert_eq!(
+            (status, body["store_id"].as_str()),
+            (StatusCode::NOT_FOUND, Some("store-000000"))
+        );
+        let (status, _, _, _) = parts(DomainError::NameTooLong(70).into()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _, body, _) = parts(StoreError::IdempotencyKeyReused.into()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            body["type"],
+            "https://storefleet.dev/problems/idempotency-key-reused"
+        );
+        let (status, _, _, _) = parts(DomainError::InvalidIdempotencyKey.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}

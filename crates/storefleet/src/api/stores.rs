@@ -1,0 +1,342 @@
+//! `/stores` handlers: parse the request into domain values, call the stores service, shape the answer.
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::problem::{Problem, ProblemBody};
+use super::{ApiPath, ApiQuery, AppState};
+use crate::crd::Phase;
+use crate::domain::{Engine, IdempotencyKey, StoreId, StoreName};
+use crate::stores::{Caller, Created, NewStore, StoreView};
+
+/// Body of `POST /stores`; both fields are optional, unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStoreRequest {
+    /// Defaults to `woocommerce`.
+    #[serde(default)]
+    pub engine: Option<Engine>,
+    /// Display name, 1 to 64 characters, no control characters. Defaults to the store id.
+    #[serde(default)]
+    #[schema(example = "My Shop", max_length = 64)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CreateParams {
+    /// Answer only when the store is Ready (201) or Failed (500), or after the wait limit (202).
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteAccepted {
+    #[schema(example = "store-7016ff")]
+    pub store_id: String,
+    pub status: Phase,
+}
+
+/// Create a store.
+#[utoipa::path(
+    post, path = "/stores", tag = "stores",
+    params(CreateParams, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation: the same key and body give the first answer again")),
+    request_body(content = Option<CreateStoreRequest>, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted; provisioning", body = StoreView, headers(("Location" = String))),
+        (status = 201, description = "Ready (with `?wait=true`)", body = StoreView, headers(("Location" = String))),
+        (status = 200, description = "The owner already has a store of this name", body = StoreView, headers(("Location" = String))),
+        (status = 400, description = "Invalid JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Quota exceeded", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, unknown fields, or an idempotency key reused with another body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 500, description = "Failed (with `?wait=true`)", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_store(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(params): ApiQuery<CreateParams>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let parsed = body
+        .map_err(Problem::from)
+        .and_then(|bytes| parse_create(&headers, &bytes))
+        .and_then(|new| {
+            let key = headers
+                .get("idempotency-key")
+                .map(|v| {
+                    v.to_str()
+                        .map_err(|_| crate::domain::DomainError::InvalidIdempotencyKey)
+                        .and_then(IdempotencyKey::parse)
+                })
+                .transpose()?;
+            Ok((new, key))
+        });
+    let (new, key) = match parsed {
+        Ok(ok) => ok,
+        Err(problem) => {
+            state
+                .stores
+                .deny(
+                    &caller,
+                    None,
+                    problem.slug,
+                    format!("POST /stores: {}", problem.detail),
+                )
+                .await;
+            return Err(problem);
+        }
+    };
+    let (view, created) = match state.stores.create(&caller, new, key).await? {
+        Created::Replayed { status, body } => return Ok(replay(status, body)),
+        Created::New(view) => (view, true),
+        Created::Existing(view) => (view, false),
+    };
+    let settled = if params.wait && !matches!(view.status, Phase::Ready | Phase::Failed) {
+        let id = StoreId::parse(&view.store_id).map_err(Problem::from)?;
+        state
+            .stores
+            .wait_settled(&id, state.wait_limit)
+            .await?
+            .ok_or_else(|| {
+                Problem::not_found("the store was deleted while waiting")
+                    .with_store(view.store_id.clone())
+            })?
+    } else {
+        view
+    };
+    let status = match (params.wait, settled.status, created) {
+        (true, Phase::Failed, _) => {
+            let reason = settled
+                .message
+                .clone()
+                .unwrap_or_else(|| "provisioning failed".into());
+            return Err(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store-failed",
+                "Store failed",
+                reason,
+            )
+            .with_store(settled.store_id));
+        }
+        (true, Phase::Ready, true) => StatusCode::CREATED,
+        (_, _, true) => StatusCode::ACCEPTED,
+        (_, _, false) => StatusCode::OK,
+    };
+    let location = location(&settled.store_id);
+    Ok((status, [(header::LOCATION, location)], Json(settled)).into_response())
+}
+
+fn location(store_id: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("/stores/{store_id}")).expect("store ids are header-safe")
+}
+
+/// The first answer to an idempotency key, byte for byte.
+fn replay(status: u16, body: String) -> Response {
+    let store_id = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["store_id"].as_str().map(str::to_owned));
+    let mut response =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    if let Some(id) = store_id {
+        headers.insert(header::LOCATION, location(&id));
+    }
+    response
+}
+
+/// An absent body means "all defaults"; otherwise it must be a JSON object of known fields.
+fn parse_create(headers: &HeaderMap, bytes: &[u8]) -> Result<NewStore, Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if bytes.is_empty() && content_type.is_none() {
+        return Ok(NewStore {
+            engine: Engine::default(),
+            name: None,
+        });
+    }
+    if !content_type.is_some_and(is_json) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as `Content-Type: application/json`",
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-json",
+            "Invalid JSON",
+            e.to_string(),
+        )
+    })?;
+    // serde would also read a struct from an array; only an object is a valid body.
+    if !value.is_object() {
+        return Err(Problem::invalid("the body must be a JSON object"));
+    }
+    let request: CreateStoreRequest =
+        serde_json::from_value(value).map_err(|e| Problem::invalid(e.to_string()))?;
+    Ok(NewStore {
+        engine: request.engine.unwrap_or_default(),
+        name: request.name.as_deref().map(StoreName::parse).transpose()?,
+    })
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// List the stores.
+#[utoipa::path(
+    get, path = "/stores", tag = "stores",
+    responses(
+        (status = 200, description = "Every store of this control plane, oldest first", body = Vec<StoreView>),
+        (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_stores(State(state): State<AppState>) -> Result<Json<Vec<StoreView>>, Problem> {
+    Ok(Json(state.stores.list().await?))
+}
+
+/// One store, with its conditions.
+#[utoipa::path(
+    get, path = "/stores/{store_id}", tag = "stores",
+    params(("store_id" = String, Path, example = "store-7016ff")),
+    responses(
+        (status = 200, description = "The store", body = StoreView),
+        (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such store", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_store(
+    State(state): State<AppState>,
+    ApiPath(store_id): ApiPath<String>,
+) -> Result<Json<StoreView>, Problem> {
+    let id = StoreId::parse(&store_id)?;
+    Ok(Json(state.stores.get(&id).await?))
+}
+
+/// Delete a store: uninstall, delete its namespace, then forget it.
+#[utoipa::path(
+    delete, path = "/stores/{store_id}", tag = "stores",
+    params(("store_id" = String, Path, example = "store-7016ff")),
+    responses(
+        (status = 202, description = "Deletion under way (also when asked again)", body = DeleteAccepted),
+        (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such store", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_store(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(store_id): ApiPath<String>,
+) -> Result<(StatusCode, Json<DeleteAccepted>), Problem> {
+    let id = StoreId::parse(&store_id)?;
+    state.stores.delete(&caller, &id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DeleteAccepted {
+            store_id: id.to_string(),
+            status: Phase::Deleting,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        h
+    }
+
+    #[test]
+    fn parses_and_defaults() {
+        let new = parse_create(&HeaderMap::new(), b"").unwrap();
+        assert_eq!((new.engine, new.name), (Engine::Woocommerce, None));
+        let new = parse_create(&json_headers(), br#"{"name": " Shop "}"#).unwrap();
+        assert_eq!(new.name.unwrap().as_str(), "Shop");
+        let new = parse_create(
+            &json_headers(),
+            br#"{"engine": "woocommerce", "name": null}"#,
+        )
+        .unwrap();
+        assert_eq!(new.name, None);
+    }
+
+    #[test]
+    fn rejects_with_the_right_status() {
+        let status = |h: &HeaderMap, b: &[u8]| parse_create(h, b).unwrap_err().status;
+        assert_eq!(status(&json_headers(), b"{"), StatusCode::BAD_REQUEST);
+        assert_eq!(status(&json_headers(), b""), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status(&json_headers(), br#"{"nme": "x"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(&json_headers(), br#"{"engine": "shopify"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(&json_headers(), br#"{"name": 5}"#),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(&json_headers(), br#"[]"#),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(
+                &json_headers(),
+                format!(r#"{{"name": "{}"}}"#, "x".repeat(65)).as_bytes()
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(&json_headers(), br#"{"name": "a\u0007b"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(&HeaderMap::new(), br#"{"name": "x"}"#),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let mut text = HeaderMap::new();
+        text.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert_eq!(
+            status(&text, br#"{"name": "x"}"#),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Command line: `storefleet serve`, `storefleet crd`, `storefleet openapi`.
+//! Every `serve` flag has a `STOREFLEET_*` environment equivalent.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, Environment, LogFormat, UrlScheme};
+
+#[derive(Parser)]
+#[command(
+    name = "storefleet",
+    version,
+    about = "Online stores on demand, on Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the REST API and the Store controller in one process.
+    Serve(Box<ServeArgs>),
+    /// Print the Store CustomResourceDefinition as YAML.
+    Crd,
+    /// Print the OpenAPI document of the REST API as JSON.
+    Openapi,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address the API listens on (port 0 picks a free port; the log says which).
+    #[arg(long, env = "STOREFLEET_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Stores are reachable at `<store id>.<base domain>`.
+    #[arg(long, env = "STOREFLEET_BASE_DOMAIN", default_value = "localhost")]
+    pub base_domain: String,
+    #[arg(long, env = "STOREFLEET_URL_SCHEME", value_enum, default_value_t = UrlScheme::Http)]
+    pub url_scheme: UrlScheme,
+    /// Picks the chart's `values-<environment>.yaml`.
+    #[arg(long, env = "STOREFLEET_ENVIRONMENT", value_enum, default_value_t = Environment::Local)]
+    pub environment: Environment,
+    /// Extra values files for every store, after the environment file (repeat, or comma-separated).
+    #[arg(long = "values", env = "STOREFLEET_VALUES", value_delimiter = ',')]
+    pub values: Vec<PathBuf>,
+    /// The store chart (a directory).
+    #[arg(long, env = "STOREFLEET_CHART", default_value = "charts/store")]
+    pub chart: PathBuf,
+    /// The helm binary.
+    #[arg(long, env = "STOREFLEET_HELM", default_value = "helm")]
+    pub helm: PathBuf,
+    /// Stores not yet deleted, per instance, above which creation is refused.
+    #[arg(long, env = "STOREFLEET_MAX_STORES", default_value_t = 5)]
+    pub max_stores: u32,
+    /// Helm operations running at once.
+    #[arg(long, env = "STOREFLEET_MAX_PARALLEL", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: u16,
+    /// How long a store may take to become Ready before it is Failed (e.g. `10m`, `90s`).
+    #[arg(long, env = "STOREFLEET_PROVISION_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub provision_timeout: std::time::Duration,
+    /// How long `POST /stores?wait=true` waits before answering 202.
+    #[arg(long, env = "STOREFLEET_WAIT_LIMIT", default_value = "60s", value_parser = parse_duration)]
+    pub wait_limit: std::time::Duration,
+    /// Audit log and idempotency keys.
+    #[arg(
+        long,
+        env = "STOREFLEET_DATABASE_URL",
+        default_value = "sqlite://storefleet.db"
+    )]
+    pub database_url: String,
+    /// Bearer token of the admin user.
+    #[arg(long, env = "STOREFLEET_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// Which Stores this control plane serves (label `storefleet.dev/instance`; unlabelled = default).
+    #[arg(long, env = "STOREFLEET_INSTANCE", default_value = "default")]
+    pub instance: String,
+    /// Server-side apply the Store CRD at start and wait until it is Established (tests, development).
+    #[arg(long, env = "STOREFLEET_INSTALL_CRD", default_value_t = false)]
+    pub install_crd: bool,
+    #[arg(long, env = "STOREFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `10m`, `90s`, `1h 30m`, or ISO 8601 (`PT10M`).
+fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let d: k8s_openapi::jiff::SignedDuration =
+        raw.parse().map_err(|e| format!("not a duration: {e}"))?;
+    std::time::Duration::try_from(d).map_err(|_| "must not be negative".to_owned())
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crate::crd::crd_yaml());
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", crate::api::openapi::openapi_json());
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let config = Config::from_args(*args)?;
+            crate::telemetry::init(config.log_format);
+            tokio::runtime::Runtime::new()?.block_on(crate::server::serve(config))
+        }
+    }
+}
+
+impl ValueEnum for UrlScheme {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[UrlScheme::Http, UrlScheme::Https]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+impl ValueEnum for Environment {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Environment::Local, Environment::Prod]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+impl ValueEnum for LogFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[LogFormat::Text, LogFormat::Json]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m").unwrap().as_secs(), 600);
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("PT1M").unwrap().as_secs(), 60);
+        assert!(parse_duration("ten minutes").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,273 @@
+//! The Store controller (kube-runtime): wiring, shared context, error policy.
+//!
+//! Per store, [`reconcile::apply`] picks the next single action from what it observes (namespace,
+//! release, workloads) and [`cleanup::cleanup`] tears a store down behind the finalizer. The controller
+//! runs one reconcile per store at a time, which is what makes the Helm unlock in [`release`] safe.
+mod cleanup;
+mod events;
+mod namespace;
+mod readiness;
+mod reconcile;
+mod release;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store as StoreCache};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::Instrument;
+
+use events::EventPublisher;
+pub use events::EventType;
+
+use crate::config::StoreUrls;
+use crate::crd::{DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_STORE_ID, Store};
+use crate::helm::Helm;
+use crate::storage::{AuditEntry, AuditLog};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Not a failure: the next step needs something to happen first (a namespace to go away).
+    #[error("waiting: {0}")]
+    Waiting(String),
+    #[error(transparent)]
+    Finalizer(#[from] Box<finalizer::Error<Error>>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub stores: Api<Store>,
+    pub helm: Helm,
+    pub events: EventPublisher,
+    pub audit: AuditLog,
+    pub instance: String,
+    pub urls: StoreUrls,
+    pub provision_timeout: Duration,
+    /// Consecutive failures per store, for the error backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        helm: Helm,
+        audit: AuditLog,
+        instance: String,
+        urls: StoreUrls,
+        provision_timeout: Duration,
+    ) -> Self {
+        Self {
+            stores: Api::all(client.clone()),
+            events: EventPublisher::new(client.clone(), &instance),
+            client,
+            helm,
+            audit,
+            instance,
+            urls,
+            provision_timeout,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Publishes a Kubernetes Event on the Store (in namespace `default`, the Store being
+    /// cluster-scoped). Best effort: a lost event must not stop provisioning.
+    pub async fn event(
+        &self,
+        store: &Store,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
+        let note = truncate_bytes(note.into(), 1000);
+        if let Err(e) = self
+            .events
+            .publish(store, type_, reason, action, &note)
+            .await
+        {
+            tracing::warn!(store_id = %store.name_any(), reason, "could not publish an event: {e}");
+        }
+    }
+
+    pub async fn audit(&self, entry: AuditEntry) {
+        self.audit.record(entry).await;
+    }
+
+    fn next_backoff(&self, store: &str) -> Duration {
+        let mut failures = self.failures.lock().expect("not poisoned");
+        let n = failures.entry(store.to_owned()).or_default();
+        *n = n.saturating_add(1);
+        // 2 s, 4 s, ... capped at 60 s.
+        Duration::from_secs(2u64.saturating_pow((*n).min(6)).min(60))
+    }
+
+    fn reset_backoff(&self, store: &str) {
+        self.failures.lock().expect("not poisoned").remove(store);
+    }
+
+    /// The backoff after a failed Helm operation (counts as a failure).
+    pub fn helm_backoff(&self, store: &str) -> Duration {
+        self.next_backoff(store)
+    }
+}
+
+fn truncate_bytes(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max - 3;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// Stores of `instance`: by label, except `default`, which also owns unlabelled Stores (a label
+/// selector cannot say "= default or absent", so those are filtered in [`reconcile_store`]).
+pub fn store_watcher_config(instance: &str) -> watcher::Config {
+    if instance == DEFAULT_INSTANCE {
+        watcher::Config::default()
+    } else {
+        watcher::Config::default().labels(&format!("{LABEL_INSTANCE}={instance}"))
+    }
+}
+
+/// Objects of a store's namespace map back to the Store named by their label (= namespace).
+fn owning_store<K: Resource>(obj: K) -> Option<ObjectRef<Store>> {
+    let id = obj
+        .meta()
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_STORE_ID))
+        .cloned()
+        .or_else(|| obj.meta().namespace.clone())?;
+    Some(ObjectRef::new(&id))
+}
+
+/// Builds the controller; answers the future that runs it and the cache of Stores it watches.
+pub fn run(ctx: Arc<Context>) -> (impl Future<Output = ()> + Send, StoreCache<Store>) {
+    let client = ctx.client.clone();
+    let owned = watcher::Config::default().labels(LABEL_STORE_ID);
+    let controller = Controller::new(ctx.stores.clone(), store_watcher_config(&ctx.instance))
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            owned.clone(),
+            owning_store,
+        )
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            owned.clone(),
+            owning_store,
+        )
+        .watches(
+            Api::<StatefulSet>::all(client.clone()),
+            owned.clone(),
+            owning_store,
+        )
+        .watches(Api::<Job>::all(client.clone()), owned.clone(), owning_store)
+        .watches(Api::<Pod>::all(client), owned, owning_store)
+        // Pods of a store change in bursts; one look after the burst is enough.
+        .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
+        // On SIGTERM/Ctrl-C, let running reconciles (and their helm processes) finish.
+        .shutdown_on_signal();
+    let cache = controller.store();
+    let fut = controller
+        .run(reconcile_store, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(store_id = %obj.name, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(e, _)) if e.is_waiting() => {}
+                Err(e) => tracing::warn!("reconcile failed: {e}"),
+            }
+        });
+    (fut, cache)
+}
+
+async fn reconcile_store(store: Arc<Store>, ctx: Arc<Context>) -> Result<Action> {
+    let span = tracing::info_span!("reconcile", store_id = %store.name_any());
+    async move {
+        if store.instance() != ctx.instance {
+            return Ok(Action::await_change());
+        }
+        if store.store_id().is_none() {
+            return reconcile::reject_bad_name(&store, &ctx).await;
+        }
+        let action = finalizer(&ctx.stores, FINALIZER, store, |event| async {
+            match event {
+                finalizer::Event::Apply(store) => reconcile::apply(store, &ctx).await,
+                finalizer::Event::Cleanup(store) => cleanup::cleanup(store, &ctx).await,
+            }
+        })
+        .await
+        .map_err(Box::new)?;
+        Ok(action)
+    }
+    .instrument(span)
+    .await
+}
+
+impl Error {
+    /// Waiting is not failing: no warning, no backoff.
+    fn is_waiting(&self) -> bool {
+        match self {
+            Error::Waiting(_) => true,
+            Error::Finalizer(e) => matches!(
+                **e,
+                finalizer::Error::CleanupFailed(Error::Waiting(_))
+                    | finalizer::Error::ApplyFailed(Error::Waiting(_))
+            ),
+            Error::Kube(_) => false,
+        }
+    }
+}
+
+fn error_policy(store: Arc<Store>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.is_waiting() {
+        // The watch on the namespace usually wakes us first; this is the safety net.
+        return Action::requeue(Duration::from_secs(3));
+    }
+    let delay = ctx.next_backoff(&store.name_any());
+    tracing::warn!(store_id = %store.name_any(), retry_in = ?delay, "{error}");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let s = truncate_bytes("é".repeat(600), 1000);
+        assert!(s.len() <= 1000);
+        assert!(s.ends_with('…'));
+        assert_eq!(truncate_bytes("short".into(), 1000), "short");
+    }
+
+    #[test]
+    fn objects_map_to_their_store() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "store-abcdef", "labels": {LABEL_STORE_ID: "store-abcdef"}}
+        })).unwrap();
+        assert_eq!(owning_store(pod).unwrap().name, "store-abcdef");
+        let unlabelled: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "store-123456"}
+        }))
+        .unwrap();
+        assert_eq!(owning_store(unlabelled).unwrap().name, "store-123456");
+    }
+}

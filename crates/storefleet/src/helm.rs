@@ -1,0 +1,322 @@
+//! Driving the `helm` binary: argv vectors only (never a shell), values through files (never `--set`),
+//! and at most `--max-parallel` mutating operations at once.
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::process::Command;
+use tokio::sync::Semaphore;
+
+use crate::domain::StoreId;
+
+/// A helm process that takes longer than this is killed: without `--wait` helm only creates objects.
+const HELM_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HelmError {
+    #[error("cannot run {binary}: {source}")]
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
+    #[error("helm {verb} did not finish within {}s", HELM_TIMEOUT.as_secs())]
+    Timeout { verb: String },
+    #[error("helm {verb} failed: {stderr}")]
+    Failed { verb: String, stderr: String },
+    #[error("helm {verb} printed something unexpected: {detail}")]
+    Output { verb: String, detail: String },
+    #[error("writing the values file: {0}")]
+    ValuesFile(std::io::Error),
+}
+
+/// The generated values of one store (the contract between control plane and chart).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreValues {
+    pub store_id: String,
+    pub host: String,
+    pub site_title: String,
+    pub site_url: String,
+}
+
+/// A release as `helm list -a` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseState {
+    Missing,
+    Deployed,
+    Failed,
+    /// `pending-install`, `pending-upgrade` or `pending-rollback`: an operation is (or was) in flight.
+    Pending(String),
+    Uninstalling,
+    /// Anything else helm may report (`superseded`, `uninstalled`, `unknown`).
+    Other(String),
+}
+
+impl ReleaseState {
+    fn from_status(status: &str) -> Self {
+        match status {
+            "deployed" => Self::Deployed,
+            "failed" => Self::Failed,
+            "uninstalling" => Self::Uninstalling,
+            s if s.starts_with("pending-") => Self::Pending(s.to_owned()),
+            s => Self::Other(s.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Uninstalled {
+    Done,
+    NotFound,
+}
+
+#[derive(Clone)]
+pub struct Helm {
+    binary: PathBuf,
+    chart: PathBuf,
+    /// `-f` files before the generated one: the environment file, then the extra ones.
+    values_files: Vec<PathBuf>,
+    /// HELM_*_HOME, so helm works with a read-only or absent HOME.
+    home: PathBuf,
+    permits: Arc<Semaphore>,
+}
+
+impl Helm {
+    pub fn new(
+        binary: PathBuf,
+        chart: PathBuf,
+        values_files: Vec<PathBuf>,
+        max_parallel: usize,
+    ) -> Self {
+        let home = std::env::temp_dir().join("storefleet-helm");
+        Self {
+            binary,
+            chart,
+            values_files,
+            home,
+            permits: Arc::new(Semaphore::new(max_parallel)),
+        }
+    }
+
+    /// `helm upgrade --install <id> <chart> -n <id> -f <env values> [-f extra...] -f <generated>`.
+    pub async fn upgrade_install(
+        &self,
+        id: &StoreId,
+        values: &StoreValues,
+    ) -> Result<(), HelmError> {
+        let generated = write_values_file(values)?;
+        let mut args: Vec<OsString> =
+            vec!["upgrade".into(), "--install".into(), id.as_str().into()];
+        args.push(self.chart.clone().into());
+        args.extend(["-n".into(), id.as_str().into()]);
+        for file in self
+            .values_files
+            .iter()
+            .chain([&generated.path().to_path_buf()])
+        {
+            args.extend(["-f".into(), file.clone().into()]);
+        }
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        self.run("upgrade --install", args).await.map(drop)
+    }
+
+    /// `helm uninstall <id> -n <id>`; a missing release is not an error.
+    pub async fn uninstall(&self, id: &StoreId) -> Result<Uninstalled, HelmError> {
+        let args = vec![
+            "uninstall".into(),
+            id.as_str().into(),
+            "-n".into(),
+            id.as_str().into(),
+        ];
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        match self.run("uninstall", args).await {
+            Ok(_) => Ok(Uninstalled::Done),
+            Err(HelmError::Failed { stderr, .. }) if stderr.contains("not found") => {
+                Ok(Uninstalled::NotFound)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The latest revision's state (`helm list -n <id> -a -o json`).
+    pub async fn release_state(&self, id: &StoreId) -> Result<ReleaseState, HelmError> {
+        let filter = format!("^{}$", id.as_str());
+        let args = [
+            "list",
+            "-n",
+            id.as_str(),
+            "-a",
+            "-o",
+            "json",
+            "--filter",
+            &filter,
+        ]
+        .map(OsString::from)
+        .to_vec();
+        let stdout = self.run("list", args).await?;
+        parse_list(id, &stdout).map_err(|detail| HelmError::Output {
+            verb: "list".into(),
+            detail,
+        })
+    }
+
+    async fn run(&self, verb: &str, args: Vec<OsString>) -> Result<String, HelmError> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (var, dir) in [
+            ("HELM_CACHE_HOME", "cache"),
+            ("HELM_CONFIG_HOME", "config"),
+            ("HELM_DATA_HOME", "data"),
+        ] {
+            if std::env::var_os(var).is_none() {
+                cmd.env(var, self.home.join(dir));
+            }
+        }
+        die_with_parent(&mut cmd);
+        tracing::debug!(?args, "running helm");
+        let child = cmd.spawn().map_err(|source| HelmError::Spawn {
+            binary: self.binary.display().to_string(),
+            source,
+        })?;
+        let out = match tokio::time::timeout(HELM_TIMEOUT, child.wait_with_output()).await {
+            Ok(out) => out.map_err(|source| HelmError::Spawn {
+                binary: self.binary.display().to_string(),
+                source,
+            })?,
+            Err(_) => {
+                return Err(HelmError::Timeout {
+                    verb: verb.to_owned(),
+                });
+            }
+        };
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(HelmError::Failed {
+                verb: verb.to_owned(),
+                stderr: summarise_stderr(&out.stderr),
+            })
+        }
+    }
+}
+
+/// A control plane killed with -9 must not leave helm running on: a restarted control plane would take
+/// its half-written release for stale and recover it while the old helm still writes.
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn write_values_file(values: &StoreValues) -> Result<tempfile::NamedTempFile, HelmError> {
+    let yaml = serde_yaml::to_string(values).expect("values serialise");
+    let mut file = tempfile::Builder::new()
+        .prefix("storefleet-values-")
+        .suffix(".yaml")
+        .tempfile()
+        .map_err(HelmError::ValuesFile)?;
+    file.write_all(yaml.as_bytes())
+        .map_err(HelmError::ValuesFile)?;
+    file.flush().map_err(HelmError::ValuesFile)?;
+    Ok(file)
+}
+
+/// Helm's stderr, without its noise, short enough for a status message.
+fn summarise_stderr(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("WARNING: Kubernetes configuration file is"))
+        .collect();
+    let joined = lines.join("; ");
+    let joined = joined.strip_prefix("Error: ").unwrap_or(&joined).to_owned();
+    truncate_chars(&joined, 900)
+}
+
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+#[derive(Deserialize)]
+struct ListedRelease {
+    name: String,
+    status: String,
+}
+
+fn parse_list(id: &StoreId, stdout: &str) -> Result<ReleaseState, String> {
+    let releases: Vec<ListedRelease> =
+        serde_json::from_str(stdout.trim()).map_err(|e| e.to_string())?;
+    Ok(releases
+        .iter()
+        .find(|r| r.name == id.as_str())
+        .map_or(ReleaseState::Missing, |r| {
+            ReleaseState::from_status(&r.status)
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_output() {
+        let id = StoreId::parse("store-00aa11").unwrap();
+        assert_eq!(parse_list(&id, "[]\n").unwrap(), ReleaseState::Missing);
+        let one = r#"[{"name":"store-00aa11","namespace":"store-00aa11","revision":"2","status":"pending-upgrade","chart":"store-0.1.0"}]"#;
+        assert_eq!(
+            parse_list(&id, one).unwrap(),
+            ReleaseState::Pending("pending-upgrade".into())
+        );
+        let deployed = one.replace("pending-upgrade", "deployed");
+        assert_eq!(parse_list(&id, &deployed).unwrap(), ReleaseState::Deployed);
+        assert!(parse_list(&id, "Error").is_err());
+    }
+
+    #[test]
+    fn stderr_summary() {
+        let s = summarise_stderr(b"WARNING: Kubernetes configuration file is group-readable.\nError: UPGRADE FAILED: boom\n");
+        assert_eq!(s, "UPGRADE FAILED: boom");
+    }
+
+    #[test]
+    fn values_are_yaml_safe() {
+        let values = StoreValues {
+            store_id: "store-000001".into(),
+            host: "store-000001.localhost".into(),
+            site_title: "Ça \"coûte\": {rien} # 🛒\\".into(),
+            site_url: "http://store-000001.localhost".into(),
+        };
+        let file = write_values_file(&values).unwrap();
+        let back: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(file.path()).unwrap()).unwrap();
+        assert_eq!(back["siteTitle"].as_str().unwrap(), values.site_title);
+        assert_eq!(back["storeId"].as_str().unwrap(), "store-000001");
+    }
+}

@@ -1,0 +1,128 @@
+//! `storefleet serve`: connect, migrate, start the controller and the API, stop on SIGTERM/Ctrl-C.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+
+use crate::api::{self, AppState, auth::AdminToken};
+use crate::config::Config;
+use crate::controller::{self, Context};
+use crate::crd::Store;
+use crate::helm::Helm;
+use crate::metrics::Metrics;
+use crate::storage::Database;
+use crate::stores::StoreService;
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Kubeconfig as kubectl finds it ($KUBECONFIG, ~/.kube/config), else in-cluster.
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration found")?;
+    if config.install_crd {
+        install_crd(&client).await?;
+    }
+    let db = Database::connect(&config.database_url).await?;
+
+    let mut values_files = vec![config.env_values_file()];
+    values_files.extend(config.extra_values.iter().cloned());
+    let helm = Helm::new(
+        config.helm.clone(),
+        config.chart.clone(),
+        values_files,
+        config.max_parallel,
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        helm,
+        db.audit(),
+        config.instance.clone(),
+        config.urls.clone(),
+        config.provision_timeout,
+    ));
+    let (controller, cache) = controller::run(ctx);
+
+    let stores = StoreService::new(
+        Api::all(client.clone()),
+        config.instance.clone(),
+        config.urls.clone(),
+        config.max_stores,
+        db.idempotency(),
+        db.audit(),
+    );
+    let state = AppState {
+        stores: Arc::new(stores),
+        audit: db.audit(),
+        db,
+        client,
+        admin_token: Arc::new(AdminToken::new(&config.admin_token)),
+        wait_limit: config.wait_limit,
+        metrics: Arc::new(Metrics::default()),
+        cache,
+    };
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, instance = %config.instance, "listening");
+
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    // The controller runs until SIGTERM/Ctrl-C, then finishes the reconciles under way.
+    controller.await;
+    tracing::info!("controller stopped");
+    // Event streams never end by themselves: give open connections a moment, not forever.
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(joined) => joined
+            .context("the API server task")?
+            .context("serving the API")?,
+        Err(_) => tracing::info!("closing the remaining connections"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}
+
+/// Server-side applies the CRD (forced: several processes may do this at once) and waits until the
+/// API server serves it.
+async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    let crd = Store::crd();
+    let name = crd.name_any();
+    crds.patch(
+        &name,
+        &PatchParams::apply("storefleet").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .with_context(|| format!("applying CRD {name}"))?;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(crds, &name, conditions::is_crd_established()),
+    )
+    .await
+    .with_context(|| format!("CRD {name} not Established within 60s"))?
+    .with_context(|| format!("waiting for CRD {name}"))?;
+    tracing::info!(crd = %name, "CRD installed");
+    Ok(())
+}

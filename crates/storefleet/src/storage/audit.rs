@@ -1,0 +1,119 @@
+//! The audit log: who did what to which store, when, from where, and how it ended.
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Row, SqlitePool};
+use utoipa::ToSchema;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Delete,
+    Ready,
+    Failed,
+    Denied,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Delete => "delete",
+            Action::Ready => "ready",
+            Action::Failed => "failed",
+            Action::Denied => "denied",
+        }
+    }
+}
+
+/// A new audit entry.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    pub actor: String,
+    pub action: Action,
+    pub store_id: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+    pub remote_addr: Option<String>,
+}
+
+/// A stored audit entry, as `GET /audit` answers it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    /// `admin`, `controller`, or `anonymous` for unauthenticated requests.
+    pub actor: String,
+    /// create, delete, ready, failed or denied.
+    pub action: String,
+    pub store_id: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+    pub remote_addr: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    pool: SqlitePool,
+}
+
+impl AuditLog {
+    pub(super) fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// Records an entry. A failure is logged, not returned: losing an audit line must not fail the
+    /// action it describes (the action already happened in the cluster).
+    pub async fn record(&self, entry: AuditEntry) {
+        let result = sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, store_id, outcome, detail, remote_addr) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Utc::now())
+        .bind(&entry.actor)
+        .bind(entry.action.as_str())
+        .bind(&entry.store_id)
+        .bind(&entry.outcome)
+        .bind(&entry.detail)
+        .bind(&entry.remote_addr)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = result {
+            tracing::error!(
+                store_id = entry.store_id.as_deref().unwrap_or(""),
+                action = entry.action.as_str(),
+                "could not write the audit log: {e}"
+            );
+        }
+    }
+
+    /// Newest first.
+    pub async fn list(
+        &self,
+        limit: u32,
+        store_id: Option<&str>,
+    ) -> Result<Vec<AuditRecord>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, store_id, outcome, detail, remote_addr FROM audit_log \
+             WHERE (?1 IS NULL OR store_id = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(store_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    store_id: row.try_get("store_id")?,
+                    outcome: row.try_get("outcome")?,
+                    detail: row.try_get("detail")?,
+                    remote_addr: row.try_get("remote_addr")?,
+                })
+            })
+            .collect()
+    }
+}

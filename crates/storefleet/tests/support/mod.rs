@@ -1,0 +1,484 @@
+//! Test harness: runs the real `storefleet serve` binary against the test cluster, one control plane
+//! instance per test (so tests run in parallel on the shared cluster without seeing each other's
+//! stores), and talks HTTP to it.
+//!
+//! The server's output goes to a file, printed when a test fails. When a [`Server`] is dropped it
+//! deletes every Store of its instance (through the running server, so cleanup is exercised too),
+//! and force-removes what is left if the server is dead.
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use storefleet::crd::Store;
+use testkit::Cluster;
+
+/// Provisioning in these tests: generous, the CI machine has 2 cores and is busy.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(240);
+pub const GONE_TIMEOUT: Duration = Duration::from_secs(180);
+
+pub struct Options {
+    pub provision_timeout: &'static str,
+    pub max_stores: u32,
+    pub wait_limit: &'static str,
+    /// Extra values files content (YAML), written to temp files and passed with `--values`.
+    pub extra_values: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            provision_timeout: "10m",
+            max_stores: 5,
+            wait_limit: "60s",
+            extra_values: Vec::new(),
+        }
+    }
+}
+
+pub struct Server {
+    pub cluster: Cluster,
+    pub instance: String,
+    pub token: String,
+    pub base: String,
+    pub http: reqwest::Client,
+    child: Option<Child>,
+    args: Vec<OsString>,
+    dir: tempfile::TempDir,
+    log_path: PathBuf,
+}
+
+fn random_hex(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap())
+        .collect()
+}
+
+impl Server {
+    pub async fn start(test: &str, options: Options) -> Server {
+        let cluster = testkit::cluster().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let instance = format!("t-{test}-{}", random_hex(6));
+        assert!(instance.len() <= 63, "instance name too long: {instance}");
+        let token = format!("token-{}", random_hex(32));
+        // From this crate, not testkit::workspace_root(): the target dir may be shared between checkouts.
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/store");
+        assert!(
+            chart.join("Chart.yaml").is_file(),
+            "the store chart is missing at {}",
+            chart.display()
+        );
+        let mut args: Vec<OsString> = vec![
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--install-crd".into(),
+            "--instance".into(),
+            instance.clone().into(),
+            "--database-url".into(),
+            format!("sqlite://{}", dir.path().join("storefleet.db").display()).into(),
+            "--chart".into(),
+            chart.into(),
+            "--helm".into(),
+            cluster.helm.clone().into(),
+            "--admin-token".into(),
+            token.clone().into(),
+            "--log-format".into(),
+            "json".into(),
+            "--provision-timeout".into(),
+            options.provision_timeout.into(),
+            "--max-stores".into(),
+            options.max_stores.to_string().into(),
+            "--wait-limit".into(),
+            options.wait_limit.into(),
+        ];
+        for (i, yaml) in options.extra_values.iter().enumerate() {
+            let path = dir.path().join(format!("extra-{i}.yaml"));
+            std::fs::write(&path, yaml).unwrap();
+            args.push("--values".into());
+            args.push(path.into());
+        }
+        let log_path = dir.path().join("server.log");
+        let mut server = Server {
+            cluster,
+            instance,
+            token,
+            base: String::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+            child: None,
+            args,
+            dir,
+            log_path,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let offset = std::fs::metadata(&self.log_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_storefleet"));
+        cmd.args(&self.args)
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .env(
+                "RUST_LOG",
+                "info,storefleet=debug,kube=warn,tower_http=info",
+            )
+            .env_remove("STOREFLEET_ADMIN_TOKEN")
+            .env_remove("STOREFLEET_VALUES")
+            .env_remove("STOREFLEET_INSTANCE")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("starting storefleet serve"));
+        let log_path = self.log_path.clone();
+        let addr = testkit::wait_for(
+            "storefleet serve to listen",
+            Duration::from_secs(120),
+            || {
+                let found = listening_addr(&log_path, offset);
+                let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+                let log = exited.map(|status| (status, read_log(&log_path)));
+                async move {
+                    if let Some((status, log)) = log {
+                        panic!("storefleet serve exited early ({status}):\n{log}");
+                    }
+                    found
+                }
+            },
+        )
+        .await;
+        self.base = format!("http://{addr}");
+        let http = self.http.clone();
+        let url = self.url("/readyz");
+        testkit::wait_for("/readyz to answer 200", Duration::from_secs(60), || {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == StatusCode::OK)
+                    .map(drop)
+            }
+        })
+        .await;
+    }
+
+    /// `kill -9`: no chance to clean up or finish anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again with the same flags and database.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill the server first");
+        self.spawn().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the admin token.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn create(&self, body: Value) -> Response {
+        self.req(Method::POST, "/stores")
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /stores")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .req(Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn delete_store(&self, id: &str) -> (StatusCode, Value) {
+        let r = self
+            .req(Method::DELETE, &format!("/stores/{id}"))
+            .send()
+            .await
+            .expect("DELETE");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `GET /stores/{id}` until its status is `phase`; panics on a different final phase.
+    pub async fn wait_phase(&self, id: &str, phase: &str, timeout: Duration) -> Value {
+        testkit::wait_for(&format!("{id} to be {phase}"), timeout, || async {
+            let (status, body) = self.get_json(&format!("/stores/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "GET /stores/{id}: {body}");
+            let now = body["status"].as_str().unwrap_or_default().to_owned();
+            if now == phase {
+                return Some(body);
+            }
+            if now == "Failed" && phase != "Failed" {
+                panic!("{id} failed: {body:#}");
+            }
+            None
+        })
+        .await
+    }
+
+    /// Waits until the Store, its namespace and its release are all gone (and GET says 404).
+    pub async fn wait_gone(&self, id: &str) {
+        let client = self.cluster.client.clone();
+        testkit::wait_for(&format!("{id} to be gone"), GONE_TIMEOUT, || {
+            let client = client.clone();
+            async move {
+                let store = stores_api(&client).get_opt(id).await.unwrap();
+                let ns = Api::<Namespace>::all(client).get_opt(id).await.unwrap();
+                (store.is_none() && ns.is_none()).then_some(())
+            }
+        })
+        .await;
+        let (status, _) = self.get_json(&format!("/stores/{id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "GET of a deleted store");
+        assert!(
+            self.helm_releases(id).is_empty(),
+            "release {id} still listed by helm"
+        );
+    }
+
+    /// Names of helm releases in namespace `ns` (any state).
+    pub fn helm_releases(&self, ns: &str) -> Vec<String> {
+        let out = self
+            .cluster
+            .helm()
+            .args(["list", "-n", ns, "-a", "-o", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm list: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        list.iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Stores of this test's instance, straight from the API server.
+    pub async fn cluster_stores(&self) -> Vec<Store> {
+        stores_api(&self.cluster.client)
+            .list(
+                &ListParams::default()
+                    .labels(&format!("storefleet.dev/instance={}", self.instance)),
+            )
+            .await
+            .unwrap()
+            .items
+    }
+
+    /// Namespaces made for this test's instance.
+    pub async fn cluster_namespaces(&self) -> Vec<String> {
+        Api::<Namespace>::all(self.cluster.client.clone())
+            .list(
+                &ListParams::default()
+                    .labels(&format!("storefleet.dev/instance={}", self.instance)),
+            )
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|n| n.name_any())
+            .collect()
+    }
+
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let (status, body) = self.get_json(&format!("/audit{query}")).await;
+        assert_eq!(status, StatusCode::OK, "GET /audit: {body}");
+        body.as_array().unwrap().clone()
+    }
+
+    pub fn log(&self) -> String {
+        read_log(&self.log_path)
+    }
+
+    fn cleanup(&mut self) {
+        if std::env::var_os("STOREFLEET_KEEP_NAMESPACES").is_some() {
+            return;
+        }
+        let selector = format!("storefleet.dev/instance={}", self.instance);
+        let cluster = self.cluster.clone();
+        let kubectl = |args: &[&str]| {
+            let _ = cluster
+                .kubectl()
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        if self.child.is_some() {
+            // Through the running control plane: this is the normal cleanup path.
+            kubectl(&[
+                "delete",
+                "stores.storefleet.dev",
+                "-l",
+                &selector,
+                "--wait=true",
+                "--timeout=180s",
+            ]);
+        }
+        self.kill9();
+        // Whatever is left (the server died, or cleanup timed out): remove without the controller.
+        let out = self
+            .cluster
+            .kubectl()
+            .args([
+                "get",
+                "stores.storefleet.dev",
+                "-l",
+                &selector,
+                "-o",
+                "name",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for name in out.lines().filter(|l| !l.is_empty()) {
+            kubectl(&[
+                "patch",
+                name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+            kubectl(&["delete", name, "--wait=false", "--ignore-not-found"]);
+        }
+        kubectl(&[
+            "delete",
+            "namespaces",
+            "-l",
+            &selector,
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- storefleet serve output ({}) -----\n{}\n----- end -----",
+                self.instance,
+                tail(&self.log(), 400)
+            );
+        }
+        self.cleanup();
+    }
+}
+
+pub fn stores_api(client: &Client) -> Api<Store> {
+    Api::all(client.clone())
+}
+
+fn read_log(path: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The address from the first `listening` log line after `offset`.
+fn listening_addr(path: &Path, offset: u64) -> Option<String> {
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::Start(offset)).ok()?;
+    let mut s = String::new();
+    f.read_to_string(&mut s).ok()?;
+    s.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "listening")
+        .and_then(|v| v["addr"].as_str().map(str::to_owned))
+}
+
+/// Reads `text/event-stream` events (name, data) from a response.
+pub struct EventStream {
+    response: Response,
+    buffer: String,
+}
+
+impl EventStream {
+    pub fn new(response: Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or `None` when the stream ended.
+    pub async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if data.is_empty() {
+                    continue; // keep-alive comment
+                }
+                return Some((
+                    name,
+                    serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                ));
+            }
+            let chunk = self.response.chunk().await.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
