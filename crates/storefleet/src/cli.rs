@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, Environment, LogFormat, UrlScheme};
+use crate::config::{Config, Environment, LogFormat, ServiceAccountRef, UrlScheme, WorkloadWatch};
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +80,18 @@ pub struct ServeArgs {
     pub install_crd: bool,
     #[arg(long, env = "STOREFLEET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// A ClusterRole to bind (RoleBinding `storefleet`) to --service-account in each store namespace
+    /// right after creating it: least privilege, the identity has no rights there otherwise.
+    /// Unset (with an admin kubeconfig): no RoleBinding.
+    #[arg(long, env = "STOREFLEET_STORE_ROLE")]
+    pub store_role: Option<String>,
+    /// The control plane's own ServiceAccount (`namespace/name`), the subject of that RoleBinding.
+    #[arg(long, env = "STOREFLEET_SERVICE_ACCOUNT")]
+    pub service_account: Option<ServiceAccountRef>,
+    /// `cluster`: watch workloads and pods in every namespace (needs read-only list/watch of them
+    /// cluster-wide) and notice readiness at once; `off`: poll each provisioning store's namespace.
+    #[arg(long, env = "STOREFLEET_WORKLOAD_WATCH", value_enum, default_value_t = WorkloadWatch::Cluster)]
+    pub workload_watch: WorkloadWatch,
 }
 
 /// `10m`, `90s`, `1h 30m`, or ISO 8601 (`PT10M`).
@@ -126,6 +138,15 @@ impl ValueEnum for Environment {
     }
 }
 
+impl ValueEnum for WorkloadWatch {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[WorkloadWatch::Cluster, WorkloadWatch::Off]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
 impl ValueEnum for LogFormat {
     fn value_variants<'a>() -> &'a [Self] {
         &[LogFormat::Text, LogFormat::Json]
@@ -149,6 +170,48 @@ mod tests {
         assert_eq!(parse_duration("PT1M").unwrap().as_secs(), 60);
         assert!(parse_duration("ten minutes").is_err());
         assert!(parse_duration("-5s").is_err());
+    }
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/store");
+        let mut argv = vec![
+            "storefleet",
+            "serve",
+            "--admin-token",
+            "t",
+            "--chart",
+            chart,
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Serve(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn store_access_needs_role_and_service_account() {
+        let config = Config::from_args(serve_args(&[])).unwrap();
+        assert_eq!(config.store_access, None);
+        assert_eq!(config.workload_watch, WorkloadWatch::Cluster);
+        let config = Config::from_args(serve_args(&[
+            "--store-role",
+            "storefleet-store",
+            "--service-account",
+            "storefleet/storefleet",
+            "--workload-watch",
+            "off",
+        ]))
+        .unwrap();
+        let access = config.store_access.unwrap();
+        assert_eq!(access.role, "storefleet-store");
+        assert_eq!(access.service_account.to_string(), "storefleet/storefleet");
+        assert_eq!(config.workload_watch, WorkloadWatch::Off);
+        let alone = Config::from_args(serve_args(&["--store-role", "storefleet-store"]));
+        assert!(alone.unwrap_err().to_string().contains("go together"));
+        assert!(
+            Cli::try_parse_from(["storefleet", "serve", "--service-account", "no-slash"]).is_err()
+        );
     }
 
     #[test]

@@ -45,6 +45,66 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the controller learns that a store's workloads changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadWatch {
+    /// Watches Deployments, StatefulSets, Jobs and Pods in every namespace (read-only list/watch
+    /// cluster-wide): readiness is noticed the moment it happens.
+    Cluster,
+    /// No cluster-wide workload watches: a store being provisioned is polled in its own namespace.
+    Off,
+}
+
+impl WorkloadWatch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadWatch::Cluster => "cluster",
+            WorkloadWatch::Off => "off",
+        }
+    }
+}
+
+/// A ServiceAccount, `namespace/name` on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::str::FromStr for ServiceAccountRef {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let (namespace, name) = raw
+            .split_once('/')
+            .ok_or_else(|| format!("{raw:?} is not `namespace/name`"))?;
+        if !is_dns_label(namespace) {
+            return Err(format!("{namespace:?} is not a namespace name"));
+        }
+        if !is_dns_subdomain(name) {
+            return Err(format!("{name:?} is not a ServiceAccount name"));
+        }
+        Ok(Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for ServiceAccountRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Least privilege: in each store namespace it creates, the control plane binds `role` (a
+/// ClusterRole) to its own identity, and holds rights there only through that RoleBinding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreAccess {
+    pub role: String,
+    pub service_account: ServiceAccountRef,
+}
+
 /// How store URLs are made: `<scheme>://<store id>.<base domain>`.
 #[derive(Clone, Debug)]
 pub struct StoreUrls {
@@ -79,6 +139,9 @@ pub struct Config {
     pub instance: String,
     pub install_crd: bool,
     pub log_format: LogFormat,
+    /// `None`: the control plane's identity already has rights in every namespace (an admin kubeconfig).
+    pub store_access: Option<StoreAccess>,
+    pub workload_watch: WorkloadWatch,
 }
 
 impl Config {
@@ -113,6 +176,22 @@ impl Config {
             "the chart has no {}",
             env_values.display()
         );
+        let store_access = match (args.store_role, args.service_account) {
+            (Some(role), Some(service_account)) => {
+                ensure!(
+                    is_dns_subdomain(&role),
+                    "--store-role {role:?} is not a ClusterRole name"
+                );
+                Some(StoreAccess {
+                    role,
+                    service_account,
+                })
+            }
+            (None, None) => None,
+            _ => bail!(
+                "--store-role (STOREFLEET_STORE_ROLE) and --service-account (STOREFLEET_SERVICE_ACCOUNT) go together"
+            ),
+        };
         for file in &args.values {
             if !file.is_file() {
                 bail!("--values {}: no such file", file.display());
@@ -145,6 +224,8 @@ impl Config {
             instance: args.instance,
             install_crd: args.install_crd,
             log_format: args.log_format,
+            store_access,
+            workload_watch: args.workload_watch,
         })
     }
 
@@ -166,6 +247,21 @@ fn is_dns_name(s: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// RFC 1123 label: namespace names.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// RFC 1123 subdomain: ServiceAccount and (in practice) ClusterRole names.
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 fn is_label_value(s: &str) -> bool {
@@ -193,6 +289,18 @@ mod tests {
         assert!(!is_label_value("-x"));
         assert!(!is_label_value(""));
         assert!(!is_label_value(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn service_account_refs() {
+        let sa: ServiceAccountRef = "storefleet/storefleet".parse().unwrap();
+        assert_eq!(sa.namespace, "storefleet");
+        assert_eq!(sa.name, "storefleet");
+        assert_eq!(sa.to_string(), "storefleet/storefleet");
+        assert!("storefleet".parse::<ServiceAccountRef>().is_err());
+        assert!("Storefleet/x".parse::<ServiceAccountRef>().is_err());
+        assert!("ns/".parse::<ServiceAccountRef>().is_err());
+        assert!("ns/a/b".parse::<ServiceAccountRef>().is_err());
     }
 
     #[test]

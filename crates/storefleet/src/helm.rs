@@ -33,6 +33,14 @@ pub enum HelmError {
     ValuesFile(std::io::Error),
 }
 
+impl HelmError {
+    /// RBAC refused helm something (`... is forbidden: User "..." cannot ...`). Other refusals that
+    /// say "forbidden", such as an exceeded quota, are not this.
+    pub fn is_rbac_denial(&self) -> bool {
+        matches!(self, HelmError::Failed { stderr, .. } if stderr.contains("is forbidden: User "))
+    }
+}
+
 /// The generated values of one store (the contract between control plane and chart).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -297,6 +305,22 @@ mod tests {
         let deployed = one.replace("pending-upgrade", "deployed");
         assert_eq!(parse_list(&id, &deployed).unwrap(), ReleaseState::Deployed);
         assert!(parse_list(&id, "Error").is_err());
+    }
+
+    #[test]
+    fn rbac_denials_are_told_apart() {
+        let failed = |stderr: &str| HelmError::Failed {
+            verb: "list".into(),
+            stderr: stderr.into(),
+        };
+        assert!(failed(r#"query: failed to query with labels: secrets is forbidden: User "system:serviceaccount:sf:sf" cannot list resource "secrets" in API group "" in the namespace "store-00aa11""#).is_rbac_denial());
+        assert!(!failed(r#"persistentvolumeclaims "data" is forbidden: exceeded quota: store, requested: requests.storage=20Gi"#).is_rbac_denial());
+        assert!(
+            !HelmError::Timeout {
+                verb: "list".into()
+            }
+            .is_rbac_denial()
+        );
     }
 
     #[test]

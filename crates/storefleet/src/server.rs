@@ -40,9 +40,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         client.clone(),
         helm,
         db.audit(),
-        config.instance.clone(),
-        config.urls.clone(),
-        config.provision_timeout,
+        controller::Settings {
+            instance: config.instance.clone(),
+            urls: config.urls.clone(),
+            provision_timeout: config.provision_timeout,
+            store_access: config.store_access.clone(),
+            workload_watch: config.workload_watch,
+        },
     ));
     let (controller, cache) = controller::run(ctx);
 
@@ -60,6 +64,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         db,
         client,
         admin_token: Arc::new(AdminToken::new(&config.admin_token)),
+        sessions: Arc::new(api::session::Sessions::new(
+            config.urls.scheme == crate::config::UrlScheme::Https,
+        )),
         wait_limit: config.wait_limit,
         metrics: Arc::new(Metrics::default()),
         cache,
@@ -69,7 +76,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, instance = %config.instance, "listening");
+    tracing::info!(
+        %addr,
+        instance = %config.instance,
+        workload_watch = config.workload_watch.as_str(),
+        store_role = config.store_access.as_ref().map(|a| a.role.as_str()),
+        "listening"
+    );
 
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -144,6 +144,11 @@ impl StoreService {
         }
     }
 
+    /// The quota: stores that may exist at once.
+    pub fn max_stores(&self) -> u32 {
+        self.max_stores
+    }
+
     pub async fn create(
         &self,
         caller: &Caller,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -40,7 +40,10 @@ pub fn workspace_root() -> PathBuf {
 
 /// Paths of the test cluster's kubeconfig and helm binary, without connecting.
 pub fn cluster_paths() -> (PathBuf, PathBuf) {
-    if let (Ok(kc), Ok(helm)) = (std::env::var("KUBECONFIG"), std::env::var("STOREFLEET_HELM")) {
+    if let (Ok(kc), Ok(helm)) = (
+        std::env::var("KUBECONFIG"),
+        std::env::var("STOREFLEET_HELM"),
+    ) {
         return (PathBuf::from(kc), PathBuf::from(helm));
     }
     let env_file = workspace_root().join("target/testcluster/env");
@@ -82,9 +85,15 @@ pub async fn cluster() -> Cluster {
             "test cluster not reachable ({e}); is it running? `scripts/testcluster status`, \
              then `scripts/testcluster up`"
         ),
-        Err(_) => panic!("test cluster did not answer within 10 s; restart it: `scripts/testcluster down && scripts/testcluster up`"),
+        Err(_) => panic!(
+            "test cluster did not answer within 10 s; restart it: `scripts/testcluster down && scripts/testcluster up`"
+        ),
     }
-    Cluster { client, kubeconfig, helm }
+    Cluster {
+        client,
+        kubeconfig,
+        helm,
+    }
 }
 
 impl Cluster {
@@ -99,7 +108,37 @@ impl Cluster {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
-        TestNamespace { name, kubeconfig: self.kubeconfig.clone(), keep: false }
+        let guard = TestNamespace {
+            name,
+            kubeconfig: self.kubeconfig.clone(),
+            keep: false,
+        };
+        self.wait_for_default_service_account(&guard.name).await;
+        guard
+    }
+
+    /// Pods created directly (not through a controller, which retries) are refused until the
+    /// namespace's `default` ServiceAccount exists and, before Kubernetes 1.24, has its token Secret.
+    async fn wait_for_default_service_account(&self, namespace: &str) {
+        let needs_token_secret = match self.client.apiserver_version().await {
+            Ok(v) => v
+                .minor
+                .trim_end_matches('+')
+                .parse::<u32>()
+                .is_ok_and(|m| m < 24),
+            Err(_) => true,
+        };
+        let sas = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace);
+        wait_for(
+            &format!("the default ServiceAccount of namespace {namespace}"),
+            Duration::from_secs(60),
+            || async {
+                let sa = sas.get_opt("default").await.ok()??;
+                let has_secret = sa.secrets.is_some_and(|s| !s.is_empty());
+                (has_secret || !needs_token_secret).then_some(())
+            },
+        )
+        .await;
     }
 
     /// `helm` with this cluster's kubeconfig; arguments go in as argv, never through a shell.
@@ -124,7 +163,9 @@ impl Cluster {
 
 /// Runs a command and answers its stdout; panics with stdout and stderr when it fails.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         panic!(
@@ -158,7 +199,13 @@ impl Drop for TestNamespace {
         // Sync on purpose: Drop cannot await, and kubectl returns at once with --wait=false.
         let _ = Command::new("kubectl")
             .env("KUBECONFIG", &self.kubeconfig)
-            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .args([
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
             .output();
     }
 }

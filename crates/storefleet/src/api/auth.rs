@@ -1,4 +1,5 @@
-//! Bearer token authentication. One admin token for now; the caller becomes the owner `admin`.
+//! Authentication: a bearer token, or the dashboard's session cookie (see `session.rs`). One admin
+//! token for now; the caller becomes the owner `admin`.
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -10,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::problem::Problem;
+use super::session::{self, CookieAuth};
 use crate::domain::Owner;
 use crate::storage::{Action, AuditEntry};
 use crate::stores::Caller;
@@ -45,42 +47,64 @@ pub fn remote_addr(req: &Request) -> Option<String> {
         .map(|ConnectInfo(addr)| addr.to_string())
 }
 
+/// Who a token belongs to. One admin token for now; user tokens (issue 6) resolve here too.
+pub fn identify(state: &AppState, token: &str) -> Option<Owner> {
+    state.admin_token.verify(token).then(Owner::admin)
+}
+
 /// Lets the request through with a [`Caller`] in its extensions, or answers 401 (and audits it).
+/// A bearer token wins; without one, the dashboard's session cookie is accepted.
 pub async fn require_token(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let remote = remote_addr(&req);
-    match bearer(&req) {
-        Some(token) if state.admin_token.verify(token) => {
+    let identified = match bearer(&req) {
+        Some(token) => identify(&state, token).ok_or("the bearer token is not valid"),
+        None => match session::authenticate(&state.sessions, &req) {
+            CookieAuth::Valid(owner) => Ok(owner),
+            CookieAuth::Absent => Err("send `Authorization: Bearer <token>`"),
+            CookieAuth::Expired => Err("the session has ended; sign in again"),
+            CookieAuth::CrossOrigin => Err(CROSS_ORIGIN),
+        },
+    };
+    match identified {
+        Ok(owner) => {
             req.extensions_mut().insert(Caller {
-                owner: Owner::admin(),
+                owner,
                 remote_addr: remote,
             });
             next.run(req).await
         }
-        presented => {
-            let detail = if presented.is_some() {
-                "the bearer token is not valid"
-            } else {
-                "send `Authorization: Bearer <token>`"
-            };
+        Err(detail) => {
+            let cross_origin = detail == CROSS_ORIGIN;
             state
                 .audit
                 .record(AuditEntry {
                     actor: "anonymous".into(),
                     action: Action::Denied,
                     store_id: None,
-                    outcome: "unauthorized".into(),
+                    outcome: if cross_origin {
+                        "cross-origin"
+                    } else {
+                        "unauthorized"
+                    }
+                    .into(),
                     detail: format!("{} {}: {detail}", req.method(), req.uri().path()),
                     remote_addr: remote,
                 })
                 .await;
-            Problem::unauthorized(detail).into_response()
+            if cross_origin {
+                session::cross_origin().into_response()
+            } else {
+                Problem::unauthorized(detail).into_response()
+            }
         }
     }
 }
+
+const CROSS_ORIGIN: &str = "a session-cookie request from another origin";
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,15 @@
 //! The REST API (axum): router, shared state, and one file per group of routes.
 pub mod audit;
 pub mod auth;
+pub mod credentials;
+pub mod dashboard;
 pub mod events;
 pub mod health;
+pub mod live;
+pub mod me;
 pub mod openapi;
 pub mod problem;
+pub mod session;
 pub mod stores;
 
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 use kube::Client;
 use kube::runtime::reflector::Store as StoreCache;
 use tower_http::trace::TraceLayer;
@@ -38,6 +43,8 @@ pub struct AppState {
     pub db: Database,
     pub client: Client,
     pub admin_token: Arc<AdminToken>,
+    /// Dashboard sign-in sessions (cookie -> identity).
+    pub sessions: Arc<session::Sessions>,
     pub wait_limit: Duration,
     pub metrics: Arc<Metrics>,
     /// The controller's view of Stores (for metrics; the API itself reads the API server).
@@ -55,6 +62,9 @@ pub fn router(state: AppState) -> Router {
             get(stores::get_store).delete(stores::delete_store),
         )
         .route("/stores/{store_id}/events", get(events::store_events))
+        .route("/stores/{store_id}/credentials", get(credentials::reveal))
+        .route("/events", get(live::all_events))
+        .route("/me", get(me::me))
         .route("/audit", get(audit::list_audit))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -63,7 +73,10 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics));
+        .route("/metrics", get(health::metrics))
+        .route("/session", post(session::sign_in).delete(session::sign_out))
+        .route("/", get(dashboard::index))
+        .route("/assets/{*path}", get(dashboard::asset));
     Router::new()
         .merge(protected)
         .merge(public)

@@ -1,9 +1,9 @@
 //! The OpenAPI document, generated from the handlers and types (`GET /openapi.json`, Swagger UI at
 //! `/docs`); `docs/openapi.json` is a committed copy kept equal by a test.
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, events, health, problem, stores};
+use super::{audit, credentials, events, health, live, me, problem, session, stores};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,11 +11,13 @@ use super::{audit, events, health, problem, stores};
     paths(
         stores::create_store, stores::list_stores, stores::get_store, stores::delete_store,
         events::store_events, audit::list_audit, health::healthz, health::readyz, health::metrics,
+        credentials::reveal, live::all_events, me::me, session::sign_in, session::sign_out,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
-        stores::CreateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health)),
+        stores::CreateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
+        credentials::Credentials, me::Me, me::Role, session::SignIn)),
     modifiers(&BearerAuth),
-    tags((name = "stores"), (name = "audit"), (name = "health"))
+    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -27,6 +29,11 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        // The dashboard's session (`POST /session`); accepted wherever the bearer token is.
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(super::session::COOKIE))),
         );
     }
 }
@@ -73,6 +80,10 @@ mod tests {
             "/healthz",
             "/readyz",
             "/metrics",
+            "/stores/{store_id}/credentials",
+            "/events",
+            "/me",
+            "/session",
         ] {
             assert!(doc.paths.paths.contains_key(path), "{path} missing");
         }

@@ -1,12 +1,15 @@
-//! Deleting a store, behind the finalizer: phase Deleting, helm uninstall, delete the namespace, wait
-//! until it is gone; only then does the finalizer let the Store go (so its id stays taken until then).
+//! Deleting a store, behind the finalizer: phase Deleting, helm uninstall, delete the namespace (or
+//! leave that to the garbage collector), wait until it is gone; only then does the finalizer let the
+//! Store go (so its id stays taken until then).
 use std::sync::Arc;
 
 use super::EventType;
 use kube::ResourceExt;
+use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::Action;
 
 use super::namespace::{self, Deletion, NamespaceState};
+use super::rolebinding;
 use super::status::{self, READY};
 use super::{Context, Error, Result};
 use crate::crd::{Phase, Store};
@@ -39,8 +42,15 @@ pub async fn cleanup(store: Arc<Store>, ctx: &Context) -> Result<Action> {
         )
         .await;
     }
-    match namespace::observe(&ctx.client, &id).await? {
+    match namespace::observe(&ctx.client, &id, &store).await? {
         NamespaceState::Active => {
+            foreground(&store, ctx).await;
+            if let Some(access) = &ctx.store_access {
+                // Normally there already; helm needs it to uninstall.
+                if let Err(e) = rolebinding::ensure(&ctx.client, &id, access).await {
+                    tracing::warn!(store_id = %id, "cannot bind the store role for helm uninstall: {e}");
+                }
+            }
             match ctx.helm.uninstall(&id).await {
                 Ok(Uninstalled::Done) => {
                     ctx.event(
@@ -87,16 +97,18 @@ pub async fn cleanup(store: Arc<Store>, ctx: &Context) -> Result<Action> {
         NamespaceState::Terminating => {
             Err(Error::Waiting(format!("namespace {id} is being deleted")))
         }
-        NamespaceState::Missing => {
+        // A namespace that is not this store's is left alone: nothing of the store is in it.
+        state @ (NamespaceState::Missing | NamespaceState::Foreign) => {
             tracing::info!(store_id = %id, "deleted");
-            ctx.event(
-                &store,
-                EventType::Normal,
-                "Deleted",
-                "Delete",
-                format!("namespace {id} is gone; releasing the store"),
-            )
-            .await;
+            let note = if state == NamespaceState::Foreign {
+                format!(
+                    "namespace {id} is not this store's and was left alone; releasing the store"
+                )
+            } else {
+                format!("namespace {id} is gone; releasing the store")
+            };
+            ctx.event(&store, EventType::Normal, "Deleted", "Delete", note)
+                .await;
             ctx.audit(AuditEntry {
                 actor: "controller".into(),
                 action: AuditAction::Delete,
@@ -108,5 +120,27 @@ pub async fn cleanup(store: Arc<Store>, ctx: &Context) -> Result<Action> {
             .await;
             Ok(Action::await_change())
         }
+    }
+}
+
+/// Makes the deletion of the Store foreground, as the API does, when it was not (`kubectl delete store`
+/// defaults to background): then the garbage collector deletes the namespace the Store owns, which the
+/// control plane itself may not be allowed to. Deleting a Store already being deleted only adds the
+/// `foregroundDeletion` finalizer. Best effort: the namespace deletion below may work anyway.
+async fn foreground(store: &Store, ctx: &Context) {
+    if store.finalizers().iter().any(|f| f == "foregroundDeletion") {
+        return;
+    }
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        // This Store, not one created since under the same name.
+        preconditions: Some(Preconditions {
+            uid: store.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    if let Err(e) = ctx.stores.delete(&store.name_any(), &params).await {
+        tracing::warn!(store_id = %store.name_any(), "cannot make the deletion foreground: {e}");
     }
 }

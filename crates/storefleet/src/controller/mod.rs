@@ -9,6 +9,7 @@ mod namespace;
 mod readiness;
 mod reconcile;
 mod release;
+mod rolebinding;
 pub mod status;
 
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ use tracing::Instrument;
 use events::EventPublisher;
 pub use events::EventType;
 
-use crate::config::StoreUrls;
+use crate::config::{StoreAccess, StoreUrls, WorkloadWatch};
 use crate::crd::{DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_STORE_ID, Store};
 use crate::helm::Helm;
 use crate::storage::{AuditEntry, AuditLog};
@@ -47,6 +48,18 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How often a provisioning store is looked at when no workload watch wakes the controller.
+const POLL: Duration = Duration::from_secs(2);
+
+/// The controller's settings (from the command line).
+pub struct Settings {
+    pub instance: String,
+    pub urls: StoreUrls,
+    pub provision_timeout: Duration,
+    pub store_access: Option<StoreAccess>,
+    pub workload_watch: WorkloadWatch,
+}
+
 /// What every reconcile needs.
 pub struct Context {
     pub client: Client,
@@ -57,19 +70,22 @@ pub struct Context {
     pub instance: String,
     pub urls: StoreUrls,
     pub provision_timeout: Duration,
+    /// Bound in each store namespace right after it is created; `None` with an admin identity.
+    pub store_access: Option<StoreAccess>,
+    pub workload_watch: WorkloadWatch,
     /// Consecutive failures per store, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(
-        client: Client,
-        helm: Helm,
-        audit: AuditLog,
-        instance: String,
-        urls: StoreUrls,
-        provision_timeout: Duration,
-    ) -> Self {
+    pub fn new(client: Client, helm: Helm, audit: AuditLog, settings: Settings) -> Self {
+        let Settings {
+            instance,
+            urls,
+            provision_timeout,
+            store_access,
+            workload_watch,
+        } = settings;
         Self {
             stores: Api::all(client.clone()),
             events: EventPublisher::new(client.clone(), &instance),
@@ -79,7 +95,18 @@ impl Context {
             instance,
             urls,
             provision_timeout,
+            store_access,
+            workload_watch,
             failures: Mutex::default(),
+        }
+    }
+
+    /// When to look again at a store whose workloads are not ready yet, at the latest: without
+    /// workload watches nothing else wakes the controller.
+    pub fn readiness_poll(&self) -> Option<Duration> {
+        match self.workload_watch {
+            WorkloadWatch::Cluster => None,
+            WorkloadWatch::Off => Some(POLL),
         }
     }
 
@@ -163,24 +190,29 @@ fn owning_store<K: Resource>(obj: K) -> Option<ObjectRef<Store>> {
 pub fn run(ctx: Arc<Context>) -> (impl Future<Output = ()> + Send, StoreCache<Store>) {
     let client = ctx.client.clone();
     let owned = watcher::Config::default().labels(LABEL_STORE_ID);
-    let controller = Controller::new(ctx.stores.clone(), store_watcher_config(&ctx.instance))
+    // Namespaces are watched in both modes (the identity may list and watch them cluster-wide).
+    let mut controller = Controller::new(ctx.stores.clone(), store_watcher_config(&ctx.instance))
         .watches(
             Api::<Namespace>::all(client.clone()),
             owned.clone(),
             owning_store,
-        )
-        .watches(
-            Api::<Deployment>::all(client.clone()),
-            owned.clone(),
-            owning_store,
-        )
-        .watches(
-            Api::<StatefulSet>::all(client.clone()),
-            owned.clone(),
-            owning_store,
-        )
-        .watches(Api::<Job>::all(client.clone()), owned.clone(), owning_store)
-        .watches(Api::<Pod>::all(client), owned, owning_store)
+        );
+    if ctx.workload_watch == WorkloadWatch::Cluster {
+        controller = controller
+            .watches(
+                Api::<Deployment>::all(client.clone()),
+                owned.clone(),
+                owning_store,
+            )
+            .watches(
+                Api::<StatefulSet>::all(client.clone()),
+                owned.clone(),
+                owning_store,
+            )
+            .watches(Api::<Job>::all(client.clone()), owned.clone(), owning_store)
+            .watches(Api::<Pod>::all(client), owned, owning_store);
+    }
+    let controller = controller
         // Pods of a store change in bursts; one look after the burst is enough.
         .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
         // On SIGTERM/Ctrl-C, let running reconciles (and their helm processes) finish.
@@ -238,8 +270,9 @@ impl Error {
 
 fn error_policy(store: Arc<Store>, error: &Error, ctx: Arc<Context>) -> Action {
     if error.is_waiting() {
-        // The watch on the namespace usually wakes us first; this is the safety net.
-        return Action::requeue(Duration::from_secs(3));
+        // The watch on the namespace usually wakes us first; this is the safety net (without
+        // workload watches, the poll interval).
+        return Action::requeue(ctx.readiness_poll().unwrap_or(Duration::from_secs(3)));
     }
     let delay = ctx.next_backoff(&store.name_any());
     tracing::warn!(store_id = %store.name_any(), retry_in = ?delay, "{error}");

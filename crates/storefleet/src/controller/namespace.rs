@@ -1,51 +1,83 @@
-//! The store's namespace (= store id): created with server-side apply, deleted on cleanup.
+//! The store's namespace (= store id): created with a plain create (the control plane's identity may
+//! create namespaces but never update, patch or delete one), owned by its Store, and recognised as
+//! the store's only by its label and that owner reference.
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client, Resource};
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::crd::{
     LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_OWNER, LABEL_STORE_ID, MANAGED_BY, Store,
 };
 use crate::domain::{StoreId, owner::label_safe};
 
-use super::status::FIELD_MANAGER;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamespaceState {
     Missing,
+    /// Exists, labelled with the store id and owned by this Store.
     Active,
     /// Being deleted: a new store cannot use it until it is gone.
     Terminating,
+    /// Exists but is not this store's (no store-id label, or no owner reference to this Store): the
+    /// control plane must neither install into it nor delete it.
+    Foreign,
 }
 
-pub async fn observe(client: &Client, id: &StoreId) -> kube::Result<NamespaceState> {
+impl NamespaceState {
+    pub fn foreign_message(id: &StoreId) -> String {
+        format!(
+            "a namespace named {id} already exists and is not this store's (it lacks the label \
+             {LABEL_STORE_ID}={id} or an owner reference to this Store); delete it or choose another store"
+        )
+    }
+}
+
+pub async fn observe(client: &Client, id: &StoreId, store: &Store) -> kube::Result<NamespaceState> {
     let ns = Api::<Namespace>::all(client.clone())
         .get_opt(id.as_str())
         .await?;
-    Ok(match ns {
-        None => NamespaceState::Missing,
-        Some(ns) if ns.metadata.deletion_timestamp.is_some() => NamespaceState::Terminating,
-        Some(_) => NamespaceState::Active,
-    })
+    Ok(classify(ns.as_ref(), id, store))
 }
 
-/// Creates (or corrects) the namespace, owned by its Store: when the API deletes a Store (foreground
-/// propagation) the garbage collector deletes the namespace too, even where RBAC does not let the
-/// control plane delete namespaces itself; and a force-removed Store leaves no orphan.
+fn classify(ns: Option<&Namespace>, id: &StoreId, store: &Store) -> NamespaceState {
+    let Some(ns) = ns else {
+        return NamespaceState::Missing;
+    };
+    // Whoever owns a terminating namespace, it has to go before the name can be used.
+    if ns.metadata.deletion_timestamp.is_some() {
+        return NamespaceState::Terminating;
+    }
+    let labelled = ns
+        .labels()
+        .get(LABEL_STORE_ID)
+        .is_some_and(|v| v == id.as_str());
+    let owned = store.uid().is_some_and(|uid| {
+        ns.owner_references()
+            .iter()
+            .any(|r| r.uid == uid && r.kind == Store::kind(&()))
+    });
+    if labelled && owned {
+        NamespaceState::Active
+    } else {
+        NamespaceState::Foreign
+    }
+}
+
+/// Creates the namespace, owned by its Store: when the Store is deleted with foreground propagation
+/// the garbage collector deletes the namespace too (the control plane may not), and a force-removed
+/// Store leaves no orphan. A namespace of that name that already exists counts only if it is this
+/// store's (a restart after the create, or a concurrent reconcile).
 pub async fn ensure(
     client: &Client,
     id: &StoreId,
     store: &Store,
     instance: &str,
-) -> kube::Result<()> {
+) -> kube::Result<NamespaceState> {
     // blockOwnerDeletion: a foreground delete of the Store waits for the namespace to go first.
     let owner_ref = store.controller_owner_ref(&()).map(|mut r| {
         r.block_owner_deletion = Some(true);
         r
     });
-    let ns = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
         "metadata": {
             "name": id.as_str(),
             "labels": {
@@ -56,15 +88,14 @@ pub async fn ensure(
             },
             "ownerReferences": owner_ref.into_iter().collect::<Vec<_>>(),
         },
-    });
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            id.as_str(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&ns),
-        )
-        .await
-        .map(drop)
+    }))
+    .expect("a valid Namespace");
+    let api = Api::<Namespace>::all(client.clone());
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(created) => Ok(classify(Some(&created), id, store)),
+        Err(kube::Error::Api(e)) if e.code == 409 => observe(client, id, store).await,
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -84,5 +115,69 @@ pub async fn delete(client: &Client, id: &StoreId) -> kube::Result<Deletion> {
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(Deletion::Started),
         Err(kube::Error::Api(e)) if e.code == 403 => Ok(Deletion::LeftToGarbageCollector),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store(uid: &str) -> Store {
+        serde_json::from_value(json!({
+            "apiVersion": "storefleet.dev/v1alpha1", "kind": "Store",
+            "metadata": {"name": "store-abcdef", "uid": uid},
+            "spec": {"owner": "alice"},
+        }))
+        .unwrap()
+    }
+
+    fn namespace(labels: serde_json::Value, owner_uid: Option<&str>, deleting: bool) -> Namespace {
+        let owners: Vec<_> = owner_uid
+            .map(|uid| json!({"apiVersion": "storefleet.dev/v1alpha1", "kind": "Store", "name": "store-abcdef", "uid": uid}))
+            .into_iter()
+            .collect();
+        let mut ns = json!({"metadata": {"name": "store-abcdef", "labels": labels, "ownerReferences": owners}});
+        if deleting {
+            ns["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+        }
+        serde_json::from_value(ns).unwrap()
+    }
+
+    #[test]
+    fn a_namespace_is_the_stores_only_with_its_label_and_owner() {
+        let id = StoreId::parse("store-abcdef").unwrap();
+        let mine = store("u-1");
+        let labels = json!({LABEL_STORE_ID: "store-abcdef"});
+        assert_eq!(classify(None, &id, &mine), NamespaceState::Missing);
+        assert_eq!(
+            classify(
+                Some(&namespace(labels.clone(), Some("u-1"), false)),
+                &id,
+                &mine
+            ),
+            NamespaceState::Active
+        );
+        // Someone's namespace that happens to have the name, or a previous Store's.
+        assert_eq!(
+            classify(Some(&namespace(json!({}), None, false)), &id, &mine),
+            NamespaceState::Foreign
+        );
+        assert_eq!(
+            classify(Some(&namespace(json!({}), Some("u-1"), false)), &id, &mine),
+            NamespaceState::Foreign
+        );
+        assert_eq!(
+            classify(
+                Some(&namespace(labels.clone(), Some("u-0"), false)),
+                &id,
+                &mine
+            ),
+            NamespaceState::Foreign
+        );
+        assert_eq!(
+            classify(Some(&namespace(json!({}), None, true)), &id, &mine),
+            NamespaceState::Terminating
+        );
     }
 }

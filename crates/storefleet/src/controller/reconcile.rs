@@ -12,12 +12,18 @@ use kube::runtime::controller::Action;
 use super::namespace::{self, NamespaceState};
 use super::readiness;
 use super::release;
+use super::rolebinding;
 use super::status::{self, NAMESPACE_READY, READY, RELEASED, SETUP_COMPLETE, WORKLOADS_READY};
 use super::{Context, Result};
 use crate::crd::{Phase, Store, StoreStatus};
 use crate::domain::StoreId;
-use crate::helm::{ReleaseState, truncate_chars};
+use crate::helm::{HelmError, ReleaseState, truncate_chars};
 use crate::storage::{Action as AuditAction, AuditEntry};
+
+/// How long after creating a store namespace (and its RoleBinding) helm being refused by RBAC is
+/// taken for the API server's authorizer not having seen the RoleBinding yet, not for a real denial.
+const RBAC_GRACE: SignedDuration = SignedDuration::from_secs(30);
+const ROLE_BINDING_FAILED: &str = "RoleBindingFailed";
 
 /// What provisioning sees when it looks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,8 @@ pub struct Observed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextAction {
     CreateNamespace,
+    /// A namespace of that name exists and is not this store's: never install into it.
+    RefuseNamespace,
     /// A namespace of that name is still being deleted.
     WaitForNamespace,
     /// A killed control plane left the release pending: remove the stale record first.
@@ -43,6 +51,7 @@ pub enum NextAction {
 pub fn next_action(observed: &Observed) -> NextAction {
     match (observed.namespace, &observed.release) {
         (NamespaceState::Missing, _) => NextAction::CreateNamespace,
+        (NamespaceState::Foreign, _) => NextAction::RefuseNamespace,
         (NamespaceState::Terminating, _) => NextAction::WaitForNamespace,
         (NamespaceState::Active, None) => NextAction::CheckReadiness,
         (NamespaceState::Active, Some(ReleaseState::Pending(_) | ReleaseState::Uninstalling)) => {
@@ -163,31 +172,15 @@ async fn provision(
     // A spec change while provisioning: this attempt now provisions the new generation.
     st.observed_generation = generation;
     let deadline = deadline(&st, ctx);
+    // Once per reconcile, before the first helm call into the namespace: also after a restart
+    // between creating the namespace and binding.
+    let mut bound = ctx.store_access.is_none();
     // Each pass does one action; a handful of passes gets a new store from nothing to "waiting".
     for _ in 0..6 {
         if Timestamp::now() >= deadline {
             return fail(store, id, st, ctx).await;
         }
-        let ns = namespace::observe(&ctx.client, id).await?;
-        let release = if ns == NamespaceState::Active && st.released_generation != generation {
-            match ctx.helm.release_state(id).await {
-                Ok(state) => Some(state),
-                Err(e) => {
-                    return helm_failed(
-                        store,
-                        id,
-                        st,
-                        ctx,
-                        "ReleaseUnknown",
-                        e.to_string(),
-                        deadline,
-                    )
-                    .await;
-                }
-            }
-        } else {
-            None
-        };
+        let ns = namespace::observe(&ctx.client, id, store).await?;
         if ns == NamespaceState::Active {
             // Also after a restart that lost the write which would have said so.
             status::set_condition(
@@ -199,6 +192,23 @@ async fn provision(
                 generation,
             );
         }
+        let needs_helm = ns == NamespaceState::Active && st.released_generation != generation;
+        if needs_helm && !bound {
+            if let Some(action) = bind(store, id, &mut st, ctx, deadline).await? {
+                return Ok(action);
+            }
+            bound = true;
+        }
+        let release = if needs_helm {
+            match ctx.helm.release_state(id).await {
+                Ok(state) => Some(state),
+                Err(e) => {
+                    return helm_failed(store, id, st, ctx, "ReleaseUnknown", &e, deadline).await;
+                }
+            }
+        } else {
+            None
+        };
         let observed = Observed {
             namespace: ns,
             release,
@@ -206,7 +216,12 @@ async fn provision(
         tracing::debug!(store_id = %id, ?observed, "observed");
         match next_action(&observed) {
             NextAction::CreateNamespace => {
-                namespace::ensure(&ctx.client, id, store, &ctx.instance).await?;
+                if namespace::ensure(&ctx.client, id, store, &ctx.instance).await?
+                    != NamespaceState::Active
+                {
+                    // Created by someone else meanwhile, or being deleted: the next pass sees which.
+                    continue;
+                }
                 status::set_condition(
                     &mut st.conditions,
                     NAMESPACE_READY,
@@ -225,6 +240,18 @@ async fn provision(
                     format!("created namespace {id}"),
                 )
                 .await;
+            }
+            NextAction::RefuseNamespace => {
+                let message = NamespaceState::foreign_message(id);
+                status::set_condition(
+                    &mut st.conditions,
+                    NAMESPACE_READY,
+                    false,
+                    "NamespaceTaken",
+                    &message,
+                    generation,
+                );
+                return fail_with(store, id, st, ctx, "NamespaceTaken".into(), message).await;
             }
             NextAction::WaitForNamespace => {
                 let message = format!("namespace {id} is still being deleted");
@@ -273,8 +300,7 @@ async fn provision(
                 let values = release::values(store, id, &ctx.urls);
                 tracing::info!(store_id = %id, "helm upgrade --install");
                 if let Err(e) = ctx.helm.upgrade_install(id, &values).await {
-                    return helm_failed(store, id, st, ctx, "HelmFailed", e.to_string(), deadline)
-                        .await;
+                    return helm_failed(store, id, st, ctx, "HelmFailed", &e, deadline).await;
                 }
                 ctx.reset_backoff(id.as_str());
                 st.released_generation = generation;
@@ -343,6 +369,17 @@ async fn check_readiness(
             "every workload is ready and setup succeeded",
             generation,
         );
+        // Audited before the status says so: whoever sees the outcome finds it in the audit log (a
+        // status write that fails and is retried may record it twice).
+        ctx.audit(AuditEntry {
+            actor: "controller".into(),
+            action: AuditAction::Ready,
+            store_id: Some(id.to_string()),
+            outcome: "ready".into(),
+            detail: format!("ready at {}", ctx.urls.url(id)),
+            remote_addr: None,
+        })
+        .await;
         status::write(&ctx.stores, id.as_str(), &st).await?;
         ctx.reset_backoff(id.as_str());
         tracing::info!(store_id = %id, "store is ready");
@@ -353,15 +390,6 @@ async fn check_readiness(
             "Provision",
             format!("store is ready at {}", ctx.urls.url(id)),
         )
-        .await;
-        ctx.audit(AuditEntry {
-            actor: "controller".into(),
-            action: AuditAction::Ready,
-            store_id: Some(id.to_string()),
-            outcome: "ready".into(),
-            detail: format!("ready at {}", ctx.urls.url(id)),
-            remote_addr: None,
-        })
         .await;
         return Ok(Action::await_change());
     }
@@ -382,10 +410,72 @@ async fn check_readiness(
     if st != before {
         status::write(&ctx.stores, id.as_str(), &st).await?;
     }
-    // Watch events wake us when something changes; the requeue makes the deadline fire regardless.
+    // Watch events wake us when something changes (without workload watches, the poll does); the
+    // requeue makes the deadline fire regardless.
+    let at_deadline = until(deadline) + Duration::from_millis(500);
     Ok(Action::requeue(
-        until(deadline) + Duration::from_millis(500),
+        ctx.readiness_poll()
+            .map_or(at_deadline, |poll| poll.min(at_deadline)),
     ))
+}
+
+/// Binds the store role in the store namespace. `Some`: it was refused, retry then (the reason is in
+/// the status, and becomes the store's failure at the deadline).
+async fn bind(
+    store: &Store,
+    id: &StoreId,
+    st: &mut StoreStatus,
+    ctx: &Context,
+    deadline: Timestamp,
+) -> Result<Option<Action>> {
+    let Some(access) = &ctx.store_access else {
+        return Ok(None);
+    };
+    let Err(e) = rolebinding::ensure(&ctx.client, id, access).await else {
+        tracing::debug!(store_id = %id, role = %access.role, "store role bound");
+        return Ok(None);
+    };
+    let message = format!(
+        "cannot bind ClusterRole {} to ServiceAccount {} in namespace {id}: {e}",
+        access.role, access.service_account
+    );
+    let retry = ctx
+        .helm_backoff(id.as_str())
+        .min(until(deadline) + Duration::from_millis(500));
+    tracing::warn!(store_id = %id, retry_in = ?retry, "{message}");
+    status::set_condition(
+        &mut st.conditions,
+        NAMESPACE_READY,
+        false,
+        ROLE_BINDING_FAILED,
+        &message,
+        store.metadata.generation,
+    );
+    st.message = Some(format!(
+        "retrying in {}s: {}",
+        retry.as_secs(),
+        truncate_chars(&message, 500)
+    ));
+    status::write(&ctx.stores, id.as_str(), st).await?;
+    ctx.event(
+        store,
+        EventType::Warning,
+        ROLE_BINDING_FAILED,
+        "Bind",
+        message,
+    )
+    .await;
+    Ok(Some(Action::requeue(retry)))
+}
+
+/// Helm refused by RBAC right after the store RoleBinding was made: the authorizer learns of new
+/// RoleBindings through a watch, a moment later.
+fn access_is_new(st: &StoreStatus, ctx: &Context) -> bool {
+    ctx.store_access.is_some()
+        && status::condition(st, NAMESPACE_READY).is_some_and(|c| {
+            c.status == "True"
+                && Timestamp::now().duration_since(c.last_transition_time.0) < RBAC_GRACE
+        })
 }
 
 async fn helm_failed(
@@ -394,9 +484,22 @@ async fn helm_failed(
     mut st: StoreStatus,
     ctx: &Context,
     reason: &str,
-    message: String,
+    error: &HelmError,
     deadline: Timestamp,
 ) -> Result<Action> {
+    if error.is_rbac_denial() && access_is_new(&st, ctx) {
+        tracing::info!(store_id = %id, "helm is not allowed in the new namespace yet: {error}");
+        let message = format!(
+            "waiting for RoleBinding {} in {id} to take effect",
+            rolebinding::NAME
+        );
+        if st.message.as_deref() != Some(message.as_str()) {
+            st.message = Some(message);
+            status::write(&ctx.stores, id.as_str(), &st).await?;
+        }
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let message = error.to_string();
     let generation = store.metadata.generation;
     let retry = ctx
         .helm_backoff(id.as_str())
@@ -422,18 +525,28 @@ async fn helm_failed(
 }
 
 /// The deadline passed: Failed, with the most telling reason we can find.
-async fn fail(store: &Store, id: &StoreId, mut st: StoreStatus, ctx: &Context) -> Result<Action> {
-    let generation = store.metadata.generation;
+async fn fail(store: &Store, id: &StoreId, st: StoreStatus, ctx: &Context) -> Result<Action> {
     let timeout = humanise(ctx.provision_timeout);
     let helm_error = status::condition(&st, RELEASED)
         .filter(|c| c.status == "False" && c.reason != "StaleLockRemoved")
         .cloned();
-    let (reason, detail) = if let Some(c) = helm_error {
+    let bind_error = status::condition(&st, NAMESPACE_READY)
+        .filter(|c| c.status == "False" && c.reason == ROLE_BINDING_FAILED)
+        .cloned();
+    let namespace = namespace::observe(&ctx.client, id, store).await?;
+    let (reason, detail) = if let Some(c) = bind_error {
+        (ROLE_BINDING_FAILED.to_owned(), c.message)
+    } else if let Some(c) = helm_error {
         (
             "HelmFailed".to_owned(),
             format!("helm could not install the release: {}", c.message),
         )
-    } else if namespace::observe(&ctx.client, id).await? != NamespaceState::Active {
+    } else if namespace == NamespaceState::Foreign {
+        (
+            "NamespaceTaken".to_owned(),
+            NamespaceState::foreign_message(id),
+        )
+    } else if namespace != NamespaceState::Active {
         (
             "NamespaceNotReady".to_owned(),
             format!("namespace {id} could not be created"),
@@ -454,6 +567,19 @@ async fn fail(store: &Store, id: &StoreId, mut st: StoreStatus, ctx: &Context) -
         (reason.to_owned(), r.summary())
     };
     let message = format!("not ready after {timeout}: {detail}");
+    fail_with(store, id, st, ctx, reason, message).await
+}
+
+/// Failed (terminal until the spec changes): status, Event, audit entry.
+async fn fail_with(
+    store: &Store,
+    id: &StoreId,
+    mut st: StoreStatus,
+    ctx: &Context,
+    reason: String,
+    message: String,
+) -> Result<Action> {
+    let generation = store.metadata.generation;
     st.phase = Some(Phase::Failed);
     st.message = Some(message.clone());
     status::set_condition(
@@ -464,20 +590,21 @@ async fn fail(store: &Store, id: &StoreId, mut st: StoreStatus, ctx: &Context) -
         &message,
         generation,
     );
+    // Audited before the status says so (see check_readiness).
+    ctx.audit(AuditEntry {
+        actor: "controller".into(),
+        action: AuditAction::Failed,
+        store_id: Some(id.to_string()),
+        outcome: reason.clone(),
+        detail: message.clone(),
+        remote_addr: None,
+    })
+    .await;
     status::write(&ctx.stores, id.as_str(), &st).await?;
     ctx.reset_backoff(id.as_str());
     tracing::warn!(store_id = %id, reason, "store failed: {message}");
     ctx.event(store, EventType::Warning, &reason, "Provision", &message)
         .await;
-    ctx.audit(AuditEntry {
-        actor: "controller".into(),
-        action: AuditAction::Failed,
-        store_id: Some(id.to_string()),
-        outcome: reason,
-        detail: message,
-        remote_addr: None,
-    })
-    .await;
     Ok(Action::await_change())
 }
 
@@ -508,6 +635,10 @@ mod tests {
         assert_eq!(
             next_action(&observed(Terminating, Some(ReleaseState::Missing))),
             NextAction::WaitForNamespace
+        );
+        assert_eq!(
+            next_action(&observed(Foreign, None)),
+            NextAction::RefuseNamespace
         );
         assert_eq!(
             next_action(&observed(Active, Some(ReleaseState::Missing))),

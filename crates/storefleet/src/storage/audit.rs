@@ -12,6 +12,7 @@ pub enum Action {
     Ready,
     Failed,
     Denied,
+    CredentialsRevealed,
 }
 
 impl Action {
@@ -22,6 +23,7 @@ impl Action {
             Action::Ready => "ready",
             Action::Failed => "failed",
             Action::Denied => "denied",
+            Action::CredentialsRevealed => "credentials_revealed",
         }
     }
 }
@@ -44,7 +46,7 @@ pub struct AuditRecord {
     pub at: DateTime<Utc>,
     /// `admin`, `controller`, or `anonymous` for unauthenticated requests.
     pub actor: String,
-    /// create, delete, ready, failed or denied.
+    /// create, delete, ready, failed, denied or credentials_revealed.
     pub action: String,
     pub store_id: Option<String>,
     pub outcome: String,

@@ -1,0 +1,202 @@
+// The dashboard's entry point: state, routing (#/stores, #/stores/<id>, #/audit?store=<id>), sign-in
+// and the live stream. Every change of a store arrives as an event; nothing polls.
+import { api, setUnauthorizedHandler } from './api.js';
+import { $, announce, setText } from './dom.js';
+import { connect } from './live.js';
+import { initSignIn, showSignIn } from './signin.js';
+import { initStores, renderStores, renderQuota, refreshAges } from './stores.js';
+import { initStore, renderStore } from './store.js';
+import { initAudit, loadAudit, suggestStores } from './audit.js';
+
+const VIEWS = ['signin', 'stores', 'store', 'audit'];
+
+const state = {
+  me: null,
+  stores: new Map(),
+  // True once the first snapshot arrived: before that "no stores" would be a lie.
+  loaded: false,
+  live: null,
+  route: null,
+  sorted() {
+    return [...this.stores.values()].sort(
+      (a, b) => (a.created_at ?? '').localeCompare(b.created_at ?? '') || a.store_id.localeCompare(b.store_id),
+    );
+  },
+  quotaUsed() {
+    if (this.me?.role === 'admin') return this.stores.size;
+    return [...this.stores.values()].filter((s) => s.owner === this.me?.user).length;
+  },
+};
+
+const ctx = {
+  state,
+  navigate(hash) {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  },
+  upsert(store, { fromCreate = false } = {}) {
+    // The live stream may already have a newer state of a store we just created.
+    if (fromCreate && state.stores.has(store.store_id)) return;
+    state.stores.set(store.store_id, store);
+    render();
+  },
+  markDeleting(id) {
+    const store = state.stores.get(id);
+    if (store && store.status !== 'Deleting') {
+      state.stores.set(id, { ...store, status: 'Deleting', message: 'deletion requested' });
+      render();
+    }
+  },
+};
+
+function parseRoute() {
+  const hash = location.hash || '#/stores';
+  const [path, query = ''] = hash.slice(1).split('?');
+  const params = new URLSearchParams(query);
+  const store = path.match(/^\/stores\/([^/]+)$/);
+  if (store) return { view: 'store', id: decodeURIComponent(store[1]) };
+  if (path === '/audit') return { view: 'audit', store: params.get('store') ?? '' };
+  return { view: 'stores' };
+}
+
+function show(view) {
+  $('booting').hidden = true;
+  for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
+  for (const link of document.querySelectorAll('[data-nav]')) {
+    const current = link.dataset.nav === view || (view === 'store' && link.dataset.nav === 'stores');
+    if (current) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+}
+
+function route() {
+  if (!state.me) return;
+  const next = parseRoute();
+  const changed = JSON.stringify(next) !== JSON.stringify(state.route);
+  state.route = next;
+  show(next.view);
+  const titles = { stores: 'Stores', store: 'Store', audit: 'Audit log' };
+  document.title = `${titles[next.view]} · Storefleet`;
+  if (next.view === 'audit') loadAudit(next.store);
+  render();
+  // After a navigation, start keyboard and screen reader users at the new page's heading.
+  if (changed) {
+    const heading = document.querySelector(`#view-${next.view} h1:not([hidden])`);
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus({ preventScroll: true });
+    }
+  }
+}
+
+function render() {
+  if (!state.me || !state.route) return;
+  renderQuota(state);
+  suggestStores(state);
+  if (state.route.view === 'stores') renderStores(state);
+  else if (state.route.view === 'store') renderStore(state, state.route.id);
+}
+
+function startLive() {
+  state.live?.stop();
+  state.live = connect({
+    onSnapshot(list) {
+      state.stores = new Map(list.map((s) => [s.store_id, s]));
+      state.loaded = true;
+      render();
+    },
+    onStore(store) {
+      const before = state.stores.get(store.store_id);
+      state.stores.set(store.store_id, store);
+      if (!before || before.status !== store.status) announce(`Store “${store.name}” is ${store.status}.`);
+      render();
+    },
+    onDeleted(id) {
+      const before = state.stores.get(id);
+      state.stores.delete(id);
+      if (before) announce(`Store “${before.name}” was deleted.`);
+      render();
+    },
+    onState(status) {
+      const banner = $('connection');
+      if (status === 'open') {
+        if (!banner.hidden) announce('Connection restored.');
+        banner.hidden = true;
+      } else {
+        banner.textContent = 'Connection lost. Reconnecting… The list shows the last known state until the connection is back.';
+        banner.hidden = false;
+      }
+    },
+    async checkSession() {
+      try {
+        await api.me();
+        return true;
+      } catch (error) {
+        if (error.status === 401) {
+          signedOut('Your session has ended. Sign in again.');
+          return false;
+        }
+        return true; // offline or a server error: keep trying
+      }
+    },
+  });
+}
+
+function signedIn(me) {
+  state.me = me;
+  state.route = null;
+  $('nav').hidden = false;
+  $('account').hidden = false;
+  setText('who', `${me.user} (${me.role})`);
+  startLive();
+  route();
+}
+
+function signedOut(note) {
+  state.live?.stop();
+  state.live = null;
+  state.me = null;
+  state.stores = new Map();
+  state.loaded = false;
+  state.route = null;
+  $('nav').hidden = true;
+  $('account').hidden = true;
+  $('connection').hidden = true;
+  document.title = 'Sign in · Storefleet';
+  showSignIn(note);
+  show('signin');
+  $('token').focus();
+}
+
+async function boot() {
+  setUnauthorizedHandler(() => {
+    if (state.me) signedOut('Your session has ended. Sign in again.');
+  });
+  initSignIn({ onSignedIn: signedIn });
+  initStores(ctx);
+  initStore(ctx);
+  initAudit(ctx);
+  window.addEventListener('hashchange', route);
+  $('sign-out').addEventListener('click', async () => {
+    try {
+      await api.signOut();
+      signedOut('You are signed out.');
+    } catch (error) {
+      announce(`Sign-out failed: ${error.detail || error.title}`);
+    }
+  });
+  document.querySelector('.skip-link').addEventListener('click', (event) => {
+    event.preventDefault();
+    const main = $('main');
+    main.focus();
+  });
+  setInterval(refreshAges, 30_000);
+  try {
+    const { body: me } = await api.me();
+    signedIn(me);
+  } catch (error) {
+    signedOut(error.status === 401 ? '' : error.offline ? error.detail : `Storefleet answered: ${error.detail || error.title}`);
+  }
+}
+
+boot();
