@@ -1115,14 +1115,19 @@ mount -t tmpfs -o mode=0755 image-top "$top"
 mkdir -p "$chart_dst" && mount --bind -o ro "$chart_src" "$chart_dst"
 mount -t tmpfs -o mode=0755 image-bin "$(dirname "$helm_dst")"
 touch "$helm_dst" && mount --bind -o ro "$helm_src" "$helm_dst"
+# The binary at its image path too. Both it and the kubeconfig are taken before /tmp is covered below:
+# the workspace itself may live under /tmp (a CI clone).
+bin_dst=$(dirname "$helm_dst")/storefleet
+touch "$bin_dst" && mount --bind -o ro "$binary" "$bin_dst"
+kubeconfig_text=$(cat "$kubeconfig")
 mkdir -p /data # the mount point only; what the test writes goes to the tmpfs
 mount -t tmpfs -o "mode=0750,uid=$uid,gid=$gid" image-data /data
 mount -t tmpfs -o mode=1777 image-tmp /tmp
-install -o "$uid" -m 0600 "$kubeconfig" /tmp/kubeconfig
+(umask 077 && printf '%s\n' "$kubeconfig_text" >/tmp/kubeconfig) && chown "$uid" /tmp/kubeconfig
 # readOnlyRootFilesystem: `bind` makes this a per-mount flag of this namespace's copy, not the host's.
 mount -o remount,bind,ro /
 echo "helm version $(setpriv --reuid="$uid" --regid="$gid" --clear-groups "$helm_dst" version --short)"
-exec setpriv --reuid="$uid" --regid="$gid" --clear-groups "$binary" serve
+exec setpriv --reuid="$uid" --regid="$gid" --clear-groups "$bin_dst" serve
 "#;
 
 // --- the quickstart ----------------------------------------------------------------------------
