@@ -161,7 +161,7 @@ test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete,
     assert.equal((await answer).status(), 403);
     const error = page.locator('#create-error');
     await error.waitFor();
-    assert.match(await error.innerText(), /Quota reached: the limit of 1 stores is reached/);
+    assert.match(await error.innerText(), /Quota reached: the limit of 1 store\(s\) is reached/);
     assert.equal(await row('One too many').count(), 0);
     await shot('quota-exceeded');
   });

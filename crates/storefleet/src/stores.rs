@@ -100,7 +100,7 @@ pub enum Created {
 pub enum StoreError {
     #[error("there is no store {0}")]
     NotFound(String),
-    #[error("the limit of {max} stores is reached; delete a store first")]
+    #[error("the limit of {max} store(s) is reached; delete a store first")]
     QuotaExceeded { max: u32 },
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
