@@ -12,6 +12,7 @@ use tokio::process::Command;
 use tokio::sync::Semaphore;
 
 use crate::domain::StoreId;
+use crate::metrics::{self, Metrics};
 
 /// A helm process that takes longer than this is killed: without `--wait` helm only creates objects.
 const HELM_TIMEOUT: Duration = Duration::from_secs(300);
@@ -91,6 +92,7 @@ pub struct Helm {
     /// HELM_*_HOME, so helm works with a read-only or absent HOME.
     home: PathBuf,
     permits: Arc<Semaphore>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Helm {
@@ -107,14 +109,23 @@ impl Helm {
             values_files,
             home,
             permits: Arc::new(Semaphore::new(max_parallel)),
+            metrics: None,
         }
     }
 
+    /// Records every helm run in `storefleet_helm_operation_duration_seconds`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// `helm upgrade --install <id> <chart> -n <id> -f <env values> [-f extra...] -f <generated>`.
+    /// `upgrade`: a release exists already (only the metrics tell install and upgrade apart).
     pub async fn upgrade_install(
         &self,
         id: &StoreId,
         values: &StoreValues,
+        upgrade: bool,
     ) -> Result<(), HelmError> {
         let generated = write_values_file(values)?;
         let mut args: Vec<OsString> =
@@ -133,7 +144,10 @@ impl Helm {
             .acquire()
             .await
             .expect("semaphore never closed");
-        self.run("upgrade --install", args).await.map(drop)
+        let operation = if upgrade { "upgrade" } else { "install" };
+        self.run(operation, "upgrade --install", args)
+            .await
+            .map(drop)
     }
 
     /// `helm uninstall <id> -n <id>`; a missing release is not an error.
@@ -149,7 +163,7 @@ impl Helm {
             .acquire()
             .await
             .expect("semaphore never closed");
-        match self.run("uninstall", args).await {
+        match self.run("uninstall", "uninstall", args).await {
             Ok(_) => Ok(Uninstalled::Done),
             Err(HelmError::Failed { stderr, .. }) if stderr.contains("not found") => {
                 Ok(Uninstalled::NotFound)
@@ -173,14 +187,38 @@ impl Helm {
         ]
         .map(OsString::from)
         .to_vec();
-        let stdout = self.run("list", args).await?;
+        let stdout = self.run("status", "list", args).await?;
         parse_list(id, &stdout).map_err(|detail| HelmError::Output {
             verb: "list".into(),
             detail,
         })
     }
 
-    async fn run(&self, verb: &str, args: Vec<OsString>) -> Result<String, HelmError> {
+    /// Runs helm and records how long it took under `operation`.
+    async fn run(
+        &self,
+        operation: &'static str,
+        verb: &str,
+        args: Vec<OsString>,
+    ) -> Result<String, HelmError> {
+        let started = std::time::Instant::now();
+        let result = self.run_unrecorded(verb, args).await;
+        if let Some(m) = &self.metrics {
+            // A release that is already gone is what uninstall wants: not an error.
+            let outcome = match &result {
+                Err(HelmError::Failed { stderr, .. })
+                    if operation == "uninstall" && stderr.contains("not found") =>
+                {
+                    "success"
+                }
+                r => metrics::outcome(r),
+            };
+            m.helm_operation(operation, outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn run_unrecorded(&self, verb: &str, args: Vec<OsString>) -> Result<String, HelmError> {
         let mut cmd = Command::new(&self.binary);
         cmd.args(&args)
             .stdin(Stdio::null())

@@ -1,10 +1,20 @@
-//! Prometheus metrics. Minimal for now: stores by phase, counted from the controller's cache at scrape
-//! time (so the numbers cannot drift from what the controller sees).
+//! Prometheus metrics (`GET /metrics`). Stores by phase are counted from the controller's cache at
+//! scrape time (so they cannot drift from what the controller sees); everything else is recorded
+//! where it happens: provisioning and Helm durations by the controller, HTTP by a middleware.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::crd::{Phase, Store};
 
@@ -13,9 +23,72 @@ struct PhaseLabels {
     phase: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HelmLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+/// The `reason` label values of `storefleet_reconcile_errors_total`.
+pub const RECONCILE_ERROR_REASONS: [&str; 7] = [
+    "helm",
+    "kube_conflict",
+    "kube_forbidden",
+    "kube_not_found",
+    "kube_api",
+    "kube_unreachable",
+    "finalizer",
+];
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Provisioning takes seconds (stand-in kubelet) to many minutes (real images): 1 s .. ~34 min.
+fn provisioning_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        1.0, 2.0, 12,
+    ))
+}
+
+/// Helm runs take from a fraction of a second (`list`) to minutes (a slow API server): 0.1 s .. ~410 s.
+fn helm_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.1, 2.0, 13,
+    ))
+}
+
+/// HTTP answers: 5 ms .. ~41 s (the `wait` of POST /stores and event streams are the long tail).
+fn http_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.005, 2.0, 14,
+    ))
+}
+
 pub struct Metrics {
     registry: Registry,
     stores: Family<PhaseLabels, Gauge>,
+    provisioning: Histogram,
+    helm: Histograms<HelmLabels>,
+    reconcile_errors: Family<ReasonLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Histograms<RouteLabels>,
 }
 
 impl Default for Metrics {
@@ -27,11 +100,96 @@ impl Default for Metrics {
             "Stores of this control plane instance, by phase",
             stores.clone(),
         );
-        Self { registry, stores }
+        let provisioning = provisioning_histogram();
+        registry.register_with_unit(
+            "store_provisioning_duration",
+            "Time from a store's creation to its first Ready",
+            Unit::Seconds,
+            provisioning.clone(),
+        );
+        let helm = Histograms::<HelmLabels>::new_with_constructor(helm_histogram);
+        registry.register_with_unit(
+            "helm_operation_duration",
+            "Helm operations by operation and outcome",
+            Unit::Seconds,
+            helm.clone(),
+        );
+        let reconcile_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles of stores, by reason",
+            reconcile_errors.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template, method and status",
+            http_requests.clone(),
+        );
+        let http_duration = Histograms::<RouteLabels>::new_with_constructor(http_histogram);
+        registry.register_with_unit(
+            "http_request_duration",
+            "HTTP request latency (until the response head) by route template and method",
+            Unit::Seconds,
+            http_duration.clone(),
+        );
+        // Known reasons start at 0, so the family is visible (and `rate()` works) before a failure.
+        for reason in RECONCILE_ERROR_REASONS {
+            let _ = reconcile_errors.get_or_create(&ReasonLabels { reason });
+        }
+        Self {
+            registry,
+            stores,
+            provisioning,
+            helm,
+            reconcile_errors,
+            http_requests,
+            http_duration,
+        }
     }
 }
 
+/// Outcome label of an operation.
+pub fn outcome<T, E>(result: &Result<T, E>) -> &'static str {
+    if result.is_ok() { "success" } else { "error" }
+}
+
 impl Metrics {
+    /// A store turned Ready for the first time, `elapsed` after it was created.
+    pub fn store_ready(&self, elapsed: Duration) {
+        self.provisioning.observe(elapsed.as_secs_f64());
+    }
+
+    /// `operation`: install, upgrade, uninstall, status, unlock.
+    pub fn helm_operation(&self, operation: &'static str, outcome: &'static str, took: Duration) {
+        self.helm
+            .get_or_create(&HelmLabels { operation, outcome })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn reconcile_error(&self, reason: &'static str) {
+        self.reconcile_errors
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// `route` is the matched route template (bounded), never the raw path.
+    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
     pub fn render<'a>(&self, stores: impl Iterator<Item = &'a Store>) -> String {
         let mut counts = [0i64; Phase::ALL.len()];
         for store in stores {
@@ -56,6 +214,21 @@ impl Metrics {
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
     }
+}
+
+/// Middleware: counts every HTTP request by route template, method and status, and times it.
+pub async fn track_http(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = crate::telemetry::route(&req).to_owned();
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics.http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 #[cfg(test)]
@@ -99,5 +272,27 @@ mod tests {
             text.contains(r#"storefleet_stores{phase="Failed"} 0"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn families_follow_prometheus_conventions() {
+        let m = Metrics::default();
+        m.store_ready(Duration::from_secs(42));
+        m.helm_operation("install", "success", Duration::from_millis(700));
+        m.reconcile_error("helm");
+        m.http_request("/stores/{store_id}", "GET", 404, Duration::from_millis(3));
+        let text = m.render(std::iter::empty());
+        for line in [
+            "# TYPE storefleet_store_provisioning_duration_seconds histogram",
+            "storefleet_store_provisioning_duration_seconds_count 1",
+            r#"storefleet_store_provisioning_duration_seconds_bucket{le="64.0"} 1"#,
+            r#"storefleet_helm_operation_duration_seconds_count{operation="install",outcome="success"} 1"#,
+            r#"storefleet_reconcile_errors_total{reason="helm"} 1"#,
+            r#"storefleet_reconcile_errors_total{reason="kube_conflict"} 0"#,
+            r#"storefleet_http_requests_total{route="/stores/{store_id}",method="GET",status="404"} 1"#,
+            r#"storefleet_http_request_duration_seconds_count{route="/stores/{store_id}",method="GET"} 1"#,
+        ] {
+            assert!(text.contains(line), "no `{line}` in:\n{text}");
+        }
     }
 }

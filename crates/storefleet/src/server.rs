@@ -28,6 +28,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let db = Database::connect(&config.database_url).await?;
 
+    let metrics = Arc::new(Metrics::default());
     let mut values_files = vec![config.env_values_file()];
     values_files.extend(config.extra_values.iter().cloned());
     let helm = Helm::new(
@@ -35,11 +36,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.chart.clone(),
         values_files,
         config.max_parallel,
-    );
+    )
+    .with_metrics(metrics.clone());
     let ctx = Arc::new(Context::new(
         client.clone(),
         helm,
         db.audit(),
+        metrics.clone(),
         controller::Settings {
             instance: config.instance.clone(),
             urls: config.urls.clone(),
@@ -68,7 +71,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.urls.scheme == crate::config::UrlScheme::Https,
         )),
         wait_limit: config.wait_limit,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         cache,
     };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -23,13 +23,16 @@ use axum::middleware;
 use axum::routing::{get, post};
 use kube::Client;
 use kube::runtime::reflector::Store as StoreCache;
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::crd::Store;
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::storage::{AuditLog, Database};
 use crate::stores::StoreService;
+use crate::telemetry::{self, REQUEST_ID_HEADER, UuidRequestId};
 use auth::AdminToken;
 use problem::Problem;
 
@@ -91,7 +94,21 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        // Outermost last: a sane incoming request id is kept, else one is made; it goes into the
+        // request's span, every problem body and the response header. Metrics see the final status.
+        .layer(middleware::from_fn(problem::add_request_id))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track_http,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::http_span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, UuidRequestId))
+        .layer(middleware::map_request(telemetry::drop_insane_request_id))
         .with_state(state)
 }
 

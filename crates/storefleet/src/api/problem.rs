@@ -1,7 +1,10 @@
 //! RFC 9457 problem details: every error answer is `application/problem+json`
-//! `{type, title, status, detail, store_id?}`.
+//! `{type, title, status, detail, store_id?, request_id}`.
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -24,6 +27,11 @@ pub struct ProblemBody {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_id: Option<String>,
+    /// The request's id: also in the `x-request-id` response header and on every log line of the
+    /// request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "0b6f1d9e-3c1a-4a57-9d0e-2f4b8f0c6a11")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +112,7 @@ impl Problem {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             store_id: self.store_id.clone(),
+            request_id: None,
         }
     }
 }
@@ -126,6 +135,37 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+/// Middleware: writes the request id into every problem+json answer, wherever the problem was made
+/// (handlers, extractors, auth, fallbacks).
+/// (`ProblemBody::request_id`.)
+pub async fn add_request_id(req: Request, next: Next) -> Response {
+    let request_id = crate::telemetry::request_id(&req).to_owned();
+    let response = next.run(req).await;
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct == "application/problem+json");
+    if !is_problem || request_id.is_empty() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, PROBLEM_SIZE_LIMIT).await else {
+        return Problem::internal("an error answer could not be read").into_response();
+    };
+    let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut problem)) => {
+            problem.insert("request_id".into(), request_id.into());
+            serde_json::to_vec(&problem).expect("JSON serialises")
+        }
+        _ => bytes.to_vec(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Problems are small; this only bounds a mistake.
+const PROBLEM_SIZE_LIMIT: usize = 1 << 20;
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
@@ -221,7 +261,6 @@ impl From<PathRejection> for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::to_bytes;
 
     async fn parts(p: Problem) -> (StatusCode, String, serde_json::Value, Option<String>) {
         let response = p.into_response();

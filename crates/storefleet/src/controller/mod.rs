@@ -33,6 +33,7 @@ pub use events::EventType;
 use crate::config::{StoreAccess, StoreUrls, WorkloadWatch};
 use crate::crd::{DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_STORE_ID, Store};
 use crate::helm::Helm;
+use crate::metrics::Metrics;
 use crate::storage::{AuditEntry, AuditLog};
 
 #[derive(Debug, thiserror::Error)]
@@ -73,12 +74,19 @@ pub struct Context {
     /// Bound in each store namespace right after it is created; `None` with an admin identity.
     pub store_access: Option<StoreAccess>,
     pub workload_watch: WorkloadWatch,
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per store, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(client: Client, helm: Helm, audit: AuditLog, settings: Settings) -> Self {
+    pub fn new(
+        client: Client,
+        helm: Helm,
+        audit: AuditLog,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Self {
         let Settings {
             instance,
             urls,
@@ -97,6 +105,7 @@ impl Context {
             provision_timeout,
             store_access,
             workload_watch,
+            metrics,
             failures: Mutex::default(),
         }
     }
@@ -224,6 +233,13 @@ pub fn run(ctx: Arc<Context>) -> (impl Future<Output = ()> + Send, StoreCache<St
             match result {
                 Ok((obj, _)) => tracing::debug!(store_id = %obj.name, "reconciled"),
                 Err(controller::Error::ReconcilerFailed(e, _)) if e.is_waiting() => {}
+                Err(controller::Error::ReconcilerFailed(e, obj)) => {
+                    tracing::warn!(store_id = %obj.name, "reconcile failed: {e}");
+                }
+                // A wake-up for a Store deleted meanwhile: nothing to do.
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(store_id = %obj.name, "reconciling a store that is gone");
+                }
                 Err(e) => tracing::warn!("reconcile failed: {e}"),
             }
         });
@@ -254,6 +270,21 @@ async fn reconcile_store(store: Arc<Store>, ctx: Arc<Context>) -> Result<Action>
 }
 
 impl Error {
+    /// The `reason` label of `storefleet_reconcile_errors_total` (a small, fixed set).
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(e) => kube_reason(e),
+            Error::Waiting(_) => "waiting",
+            Error::Finalizer(e) => match &**e {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
+                finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => {
+                    kube_reason(e)
+                }
+                _ => "finalizer",
+            },
+        }
+    }
+
     /// Waiting is not failing: no warning, no backoff.
     fn is_waiting(&self) -> bool {
         match self {
@@ -268,12 +299,23 @@ impl Error {
     }
 }
 
+fn kube_reason(e: &kube::Error) -> &'static str {
+    match e {
+        kube::Error::Api(s) if s.code == 409 => "kube_conflict",
+        kube::Error::Api(s) if s.code == 403 => "kube_forbidden",
+        kube::Error::Api(s) if s.code == 404 => "kube_not_found",
+        kube::Error::Api(_) => "kube_api",
+        _ => "kube_unreachable",
+    }
+}
+
 fn error_policy(store: Arc<Store>, error: &Error, ctx: Arc<Context>) -> Action {
     if error.is_waiting() {
         // The watch on the namespace usually wakes us first; this is the safety net (without
         // workload watches, the poll interval).
         return Action::requeue(ctx.readiness_poll().unwrap_or(Duration::from_secs(3)));
     }
+    ctx.metrics.reconcile_error(error.reason());
     let delay = ctx.next_backoff(&store.name_any());
     tracing::warn!(store_id = %store.name_any(), retry_in = ?delay, "{error}");
     Action::requeue(delay)

@@ -272,7 +272,14 @@ async fn provision(
                 ));
             }
             NextAction::Unlock => {
-                let removed = release::unlock(&ctx.client, id).await?;
+                let started = std::time::Instant::now();
+                let removed = release::unlock(&ctx.client, id).await;
+                ctx.metrics.helm_operation(
+                    "unlock",
+                    crate::metrics::outcome(&removed),
+                    started.elapsed(),
+                );
+                let removed = removed?;
                 let message = format!(
                     "release {id} was left mid-operation (a control plane stopped during helm); removed the stale record {}",
                     removed.join(", ")
@@ -299,7 +306,8 @@ async fn provision(
             NextAction::Install => {
                 let values = release::values(store, id, &ctx.urls);
                 tracing::info!(store_id = %id, "helm upgrade --install");
-                if let Err(e) = ctx.helm.upgrade_install(id, &values).await {
+                let upgrade = !matches!(observed.release, Some(ReleaseState::Missing) | None);
+                if let Err(e) = ctx.helm.upgrade_install(id, &values, upgrade).await {
                     return helm_failed(store, id, st, ctx, "HelmFailed", &e, deadline).await;
                 }
                 ctx.reset_backoff(id.as_str());
@@ -382,6 +390,16 @@ async fn check_readiness(
         .await;
         status::write(&ctx.stores, id.as_str(), &st).await?;
         ctx.reset_backoff(id.as_str());
+        // Once per store, from request to its first Ready: a later spec change provisions again
+        // (and clears `ready_at`), but that is not how long the store took to come up.
+        if before.ready_at.is_none()
+            && generation.unwrap_or(1) <= 1
+            && let Some(Time(created)) = &store.metadata.creation_timestamp
+        {
+            let elapsed = Timestamp::now().duration_since(*created);
+            ctx.metrics
+                .store_ready(Duration::try_from(elapsed).unwrap_or_default());
+        }
         tracing::info!(store_id = %id, "store is ready");
         ctx.event(
             store,
@@ -499,6 +517,7 @@ async fn helm_failed(
         }
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    ctx.metrics.reconcile_error("helm");
     let message = error.to_string();
     let generation = store.metadata.generation;
     let retry = ctx
