@@ -1472,42 +1472,7 @@ struct InstanceCleanup {
 
 impl Drop for InstanceCleanup {
     fn drop(&mut self) {
-        let selector = format!("storefleet.dev/instance={}", self.instance);
-        let kubectl = |args: &[&str]| {
-            Command::new("kubectl")
-                .env("KUBECONFIG", &self.kubeconfig)
-                .args(args)
-                .output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        };
-        let names = kubectl(&[
-            "get",
-            "stores.storefleet.dev",
-            "-l",
-            &selector,
-            "-o",
-            "name",
-        ])
-        .unwrap_or_default();
-        for name in names.lines().filter(|l| !l.is_empty()) {
-            kubectl(&[
-                "patch",
-                name,
-                "--type=merge",
-                "-p",
-                r#"{"metadata":{"finalizers":null}}"#,
-            ]);
-            kubectl(&["delete", name, "--ignore-not-found", "--wait=false"]);
-        }
-        kubectl(&[
-            "delete",
-            "namespaces",
-            "-l",
-            &selector,
-            "--ignore-not-found",
-            "--wait=false",
-        ]);
+        testkit::force_remove_instance(&self.kubeconfig, &self.instance);
     }
 }
 

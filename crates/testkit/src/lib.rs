@@ -8,7 +8,7 @@
 //! - [`wait_for`] polls a condition with a deadline and a message that says what did not happen.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -175,6 +175,47 @@ pub fn run_ok(cmd: &mut Command) -> String {
         );
     }
     stdout
+}
+
+/// Removes what a control-plane test leaves when its controller is gone: the Stores of `instance`
+/// (finalizers cleared, since nothing will run them) and their namespaces. Best effort, never waits.
+pub fn force_remove_instance(kubeconfig: &Path, instance: &str) {
+    let selector = format!("storefleet.dev/instance={instance}");
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .env("KUBECONFIG", kubeconfig)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let names = kubectl(&[
+        "get",
+        "stores.storefleet.dev",
+        "-l",
+        &selector,
+        "-o",
+        "name",
+    ]);
+    for name in names.lines().filter(|l| !l.is_empty()) {
+        kubectl(&[
+            "patch",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ]);
+        kubectl(&["delete", name, "--wait=false", "--ignore-not-found"]);
+    }
+    kubectl(&[
+        "delete",
+        "namespaces",
+        "-l",
+        &selector,
+        "--wait=false",
+        "--ignore-not-found",
+    ]);
 }
 
 /// A namespace owned by one test.

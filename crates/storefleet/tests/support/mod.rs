@@ -364,38 +364,7 @@ impl Server {
         }
         self.kill9();
         // Whatever is left (the server died, or cleanup timed out): remove without the controller.
-        let out = self
-            .cluster
-            .kubectl()
-            .args([
-                "get",
-                "stores.storefleet.dev",
-                "-l",
-                &selector,
-                "-o",
-                "name",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for name in out.lines().filter(|l| !l.is_empty()) {
-            kubectl(&[
-                "patch",
-                name,
-                "--type=merge",
-                "-p",
-                r#"{"metadata":{"finalizers":null}}"#,
-            ]);
-            kubectl(&["delete", name, "--wait=false", "--ignore-not-found"]);
-        }
-        kubectl(&[
-            "delete",
-            "namespaces",
-            "-l",
-            &selector,
-            "--wait=false",
-            "--ignore-not-found",
-        ]);
+        testkit::force_remove_instance(&self.cluster.kubeconfig, &self.instance);
     }
 }
 
