@@ -80,7 +80,7 @@ test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete,
   await step('the page loads under a strict CSP and asks to sign in', async () => {
     const response = await page.goto(server.base + '/');
     assert.equal(response.status(), 200);
-    assert.match(response.headers()['content-security-policy'], /default-src 'self'; script-src 'self'/);
+    assert.match(response.headers()['content-security-policy'], /default-src 'none'; script-src 'self'/);
     await page.getByRole('heading', { name: 'Sign in to Storefleet' }).waitFor();
     await shot('signin');
   });

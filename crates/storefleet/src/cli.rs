@@ -69,9 +69,10 @@ pub struct ServeArgs {
         default_value = "sqlite://storefleet.db"
     )]
     pub database_url: String,
-    /// Bearer token of the admin user.
+    /// Bearer token of the built-in `admin` user. Without it, a token is generated at first start,
+    /// printed once to stdout, and only its hash is kept.
     #[arg(long, env = "STOREFLEET_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
+    pub admin_token: Option<String>,
     /// Which Stores this control plane serves (label `storefleet.dev/instance`; unlabelled = default).
     #[arg(long, env = "STOREFLEET_INSTANCE", default_value = "default")]
     pub instance: String,
@@ -92,10 +93,13 @@ pub struct ServeArgs {
     /// cluster-wide) and notice readiness at once; `off`: poll each provisioning store's namespace.
     #[arg(long, env = "STOREFLEET_WORKLOAD_WATCH", value_enum, default_value_t = WorkloadWatch::Cluster)]
     pub workload_watch: WorkloadWatch,
+    /// Rate limits, request limits, CORS (see docs/security.md).
+    #[command(flatten)]
+    pub guard: crate::api::guard::GuardArgs,
 }
 
 /// `10m`, `90s`, `1h 30m`, or ISO 8601 (`PT10M`).
-fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
     let d: k8s_openapi::jiff::SignedDuration =
         raw.parse().map_err(|e| format!("not a duration: {e}"))?;
     std::time::Duration::try_from(d).map_err(|_| "must not be negative".to_owned())

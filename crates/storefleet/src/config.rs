@@ -135,19 +135,24 @@ pub struct Config {
     pub provision_timeout: Duration,
     pub wait_limit: Duration,
     pub database_url: String,
-    pub admin_token: String,
+    /// `None`: the built-in admin's token is generated at first start (see `storage::Users::bootstrap`).
+    pub admin_token: Option<String>,
     pub instance: String,
     pub install_crd: bool,
     pub log_format: LogFormat,
     /// `None`: the control plane's identity already has rights in every namespace (an admin kubeconfig).
     pub store_access: Option<StoreAccess>,
     pub workload_watch: WorkloadWatch,
+    /// Rate limits, request limits, CORS, security headers.
+    pub guard: crate::api::guard::Settings,
 }
 
 impl Config {
     pub fn from_args(args: ServeArgs) -> anyhow::Result<Self> {
         ensure!(
-            !args.admin_token.trim().is_empty(),
+            args.admin_token
+                .as_deref()
+                .is_none_or(|t| !t.trim().is_empty()),
             "--admin-token (STOREFLEET_ADMIN_TOKEN) must not be empty"
         );
         ensure!(
@@ -226,6 +231,11 @@ impl Config {
             log_format: args.log_format,
             store_access,
             workload_watch: args.workload_watch,
+            guard: crate::api::guard::Settings::from_args(
+                args.guard,
+                args.wait_limit,
+                args.url_scheme == UrlScheme::Https,
+            )?,
         })
     }
 

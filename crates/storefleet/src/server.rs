@@ -1,5 +1,4 @@
 //! `storefleet serve`: connect, migrate, start the controller and the API, stop on SIGTERM/Ctrl-C.
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,13 +8,13 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 
-use crate::api::{self, AppState, auth::AdminToken};
+use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::controller::{self, Context};
 use crate::crd::Store;
 use crate::helm::Helm;
 use crate::metrics::Metrics;
-use crate::storage::Database;
+use crate::storage::{Action, AuditEntry, Bootstrap, Database};
 use crate::stores::StoreService;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -27,6 +26,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         install_crd(&client).await?;
     }
     let db = Database::connect(&config.database_url).await?;
+    bootstrap_admin(&db, &config).await?;
 
     let metrics = Arc::new(Metrics::default());
     let mut values_files = vec![config.env_values_file()];
@@ -55,6 +55,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let stores = StoreService::new(
         Api::all(client.clone()),
+        cache.clone(),
         config.instance.clone(),
         config.urls.clone(),
         config.max_stores,
@@ -64,17 +65,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState {
         stores: Arc::new(stores),
         audit: db.audit(),
+        users: db.users(),
         db,
         client,
-        admin_token: Arc::new(AdminToken::new(&config.admin_token)),
         sessions: Arc::new(api::session::Sessions::new(
             config.urls.scheme == crate::config::UrlScheme::Https,
         )),
         wait_limit: config.wait_limit,
         metrics,
         cache,
+        guard: Arc::new(api::guard::Guard::new(config.guard.clone())),
     };
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -88,9 +90,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
 
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        // Not `axum::serve`: it cannot limit header size or time (see `guard::listener`).
+        api::guard::listener::serve(listener, app, shutdown_signal()).await
     });
     // The controller runs until SIGTERM/Ctrl-C, then finishes the reconciles under way.
     controller.await;
@@ -101,6 +102,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .context("the API server task")?
             .context("serving the API")?,
         Err(_) => tracing::info!("closing the remaining connections"),
+    }
+    Ok(())
+}
+
+/// The built-in admin can always sign in: with `--admin-token`, or with a token generated at first
+/// start, printed once on stdout (never into the log) and kept only as a hash.
+async fn bootstrap_admin(db: &Database, config: &Config) -> anyhow::Result<()> {
+    let outcome = db
+        .users()
+        .bootstrap(config.admin_token.as_deref(), config.max_stores)
+        .await
+        .context("setting up the admin user")?;
+    if let Bootstrap::Generated(token, token_id) = outcome {
+        println!(
+            "storefleet: bootstrap admin token (shown once): {}",
+            token.expose()
+        );
+        db.audit()
+            .record(AuditEntry {
+                actor: "storefleet".into(),
+                action: Action::TokenCreated,
+                store_id: None,
+                store_owner: None,
+                outcome: "created".into(),
+                detail: format!("bootstrap token {token_id} for admin, printed once at start"),
+                remote_addr: None,
+            })
+            .await;
     }
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! The stores service: the domain core behind the REST API. Creating (with quota, idempotency keys
 //! and de-duplication by name), listing, reading, deleting and following stores. Handlers stay thin.
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use either::Either;
 use futures::{Stream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::reflector::Store as StoreCache;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde::Serialize;
@@ -16,8 +19,10 @@ use crate::config::StoreUrls;
 use crate::crd::{
     DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_OWNER, Phase, Store, StoreSpec,
 };
-use crate::domain::{Engine, IdempotencyKey, Owner, StoreId, StoreName};
-use crate::storage::{Action, AuditEntry, AuditLog, IdempotencyStore, StoredAnswer};
+use crate::domain::{Engine, IdempotencyKey, Owner, Role, StoreId, StoreName, UserId};
+use crate::storage::{Action, AuditEntry, AuditLog, IdempotencyStore, StoredAnswer, User};
+use crate::store_reads::StoreReads;
+use crate::view_cache::ViewCache;
 
 /// A store as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -78,11 +83,38 @@ impl NewStore {
     }
 }
 
-/// Who is asking, for ownership and the audit log.
+/// Who is asking (resolved from their token or session on every request), for ownership, isolation,
+/// the quota and the audit log.
 #[derive(Clone, Debug)]
 pub struct Caller {
+    pub user_id: UserId,
+    /// The user's name: the owner of the stores they create.
     pub owner: Owner,
+    pub role: Role,
+    /// The user's own quota; the global `--max-stores` applies as well.
+    pub max_stores: u32,
     pub remote_addr: Option<String>,
+}
+
+impl Caller {
+    pub fn new(user: &User, remote_addr: Option<String>) -> Self {
+        Self {
+            user_id: user.user_id.clone(),
+            owner: Owner::from(&user.name),
+            role: user.role,
+            max_stores: user.max_stores,
+            remote_addr,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Admins see and manage every store; members only their own.
+    pub fn may_see(&self, store_owner: &str) -> bool {
+        self.is_admin() || self.owner.as_str() == store_owner
+    }
 }
 
 /// How a create request ended.
@@ -100,8 +132,12 @@ pub enum Created {
 pub enum StoreError {
     #[error("there is no store {0}")]
     NotFound(String),
-    #[error("the limit of {max} store(s) is reached; delete a store first")]
+    /// The global `--max-stores`.
+    #[error("the limit of {max} store(s) is reached for this platform; delete a store first")]
     QuotaExceeded { max: u32 },
+    /// The caller's own `max_stores`.
+    #[error("your limit of {max} store(s) is reached; delete one of your stores first")]
+    UserQuotaExceeded { max: u32 },
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("could not pick a free store id")]
@@ -117,16 +153,22 @@ pub struct StoreService {
     instance: String,
     urls: StoreUrls,
     max_stores: u32,
-    /// Serialises count-then-create, so the quota holds under concurrent requests. One control plane
-    /// per instance is the deployment model; several replicas would need a lease instead.
+    /// Serialises count-then-create, so both quotas (per user and global) hold under concurrent
+    /// requests. One control plane per instance is the deployment model; several replicas would need
+    /// a lease instead.
     create_lock: tokio::sync::Mutex<()>,
     idempotency: IdempotencyStore,
     audit: AuditLog,
+    /// `list` and `get` read the controller's watch cache (with read-your-writes).
+    reads: StoreReads,
+    views: ViewCache,
 }
 
 impl StoreService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         api: Api<Store>,
+        cache: StoreCache<Store>,
         instance: String,
         urls: StoreUrls,
         max_stores: u32,
@@ -134,6 +176,8 @@ impl StoreService {
         audit: AuditLog,
     ) -> Self {
         Self {
+            reads: StoreReads::new(cache, api.clone()),
+            views: ViewCache::default(),
             api,
             instance,
             urls,
@@ -144,7 +188,7 @@ impl StoreService {
         }
     }
 
-    /// The quota: stores that may exist at once.
+    /// The global quota: stores of this instance that may exist at once, whoever owns them.
     pub fn max_stores(&self) -> u32 {
         self.max_stores
     }
@@ -166,7 +210,6 @@ impl StoreService {
             if first.request_hash != fingerprint {
                 self.deny(
                     caller,
-                    None,
                     "idempotency-key-reused",
                     format!(
                         "Idempotency-Key {:?} reused with another request",
@@ -202,20 +245,38 @@ impl StoreService {
                 .await?;
             return Ok(Created::Existing(view));
         }
+        // Stores being deleted still count (their namespaces and volumes are still there).
         if existing.len() >= self.max_stores as usize {
+            // Members read their own denials: the detail names the limit, not how many stores exist.
             self.deny(
                 caller,
-                None,
                 "quota-exceeded",
                 format!(
-                    "{} stores exist; the limit is {}",
-                    existing.len(),
+                    "the platform limit of {} store(s) is reached",
                     self.max_stores
                 ),
             )
             .await;
             return Err(StoreError::QuotaExceeded {
                 max: self.max_stores,
+            });
+        }
+        let own = existing
+            .iter()
+            .filter(|s| s.spec.owner == caller.owner.as_str())
+            .count();
+        if own >= caller.max_stores as usize {
+            self.deny(
+                caller,
+                "user-quota-exceeded",
+                format!(
+                    "{own} store(s) of {}; their limit is {}",
+                    caller.owner, caller.max_stores
+                ),
+            )
+            .await;
+            return Err(StoreError::UserQuotaExceeded {
+                max: caller.max_stores,
             });
         }
         let store = self.create_with_free_id(caller, &new).await?;
@@ -226,6 +287,7 @@ impl StoreService {
                 actor: caller.owner.to_string(),
                 action: Action::Create,
                 store_id: Some(view.store_id.clone()),
+                store_owner: Some(caller.owner.to_string()),
                 outcome: "accepted".into(),
                 detail: format!("engine {}, name {:?}", new.engine.as_str(), view.name),
                 remote_addr: caller.remote_addr.clone(),
@@ -261,7 +323,10 @@ impl StoreService {
             // Set at birth, so that even a store deleted before the controller saw it goes through cleanup.
             store.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
             match self.api.create(&PostParams::default(), &store).await {
-                Ok(created) => return Ok(created),
+                Ok(created) => {
+                    self.reads.wrote(&created, false);
+                    return Ok(created);
+                }
                 // Taken (maybe by another instance): never reuse an id while it exists, draw again.
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
                 Err(e) => return Err(e.into()),
@@ -296,19 +361,14 @@ impl StoreService {
         Ok(())
     }
 
-    /// Records a refused request in the audit log.
-    pub async fn deny(
-        &self,
-        caller: &Caller,
-        store_id: Option<&str>,
-        outcome: &str,
-        detail: String,
-    ) {
+    /// Records a refused request (about no particular store) in the audit log.
+    pub async fn deny(&self, caller: &Caller, outcome: &str, detail: String) {
         self.audit
             .record(AuditEntry {
                 actor: caller.owner.to_string(),
                 action: Action::Denied,
-                store_id: store_id.map(str::to_owned),
+                store_id: None,
+                store_owner: None,
                 outcome: outcome.to_owned(),
                 detail,
                 remote_addr: caller.remote_addr.clone(),
@@ -316,37 +376,79 @@ impl StoreService {
             .await;
     }
 
-    pub async fn list(&self) -> Result<Vec<StoreView>, StoreError> {
-        let mut stores: Vec<Store> = self
-            .api
+    /// The stores the caller may see (admins: all of this instance), oldest first.
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<StoreView>, StoreError> {
+        let (visible, _) = self.visible(caller).await?;
+        Ok(visible.iter().map(|s| self.view(s)).collect())
+    }
+
+    /// [`StoreService::list`] as the JSON array `GET /stores` answers, from per-store cached bytes.
+    pub async fn list_json(&self, caller: &Caller) -> Result<Vec<u8>, StoreError> {
+        let (visible, ours) = self.visible(caller).await?;
+        Ok(self
+            .views
+            .render_list(&visible, &ours, |s| view_of(s, &self.urls)))
+    }
+
+    /// The caller's stores, oldest first, and every store of this instance.
+    async fn visible(
+        &self,
+        caller: &Caller,
+    ) -> Result<(Vec<Arc<Store>>, Vec<Arc<Store>>), StoreError> {
+        let ours: Vec<Arc<Store>> = self
+            .reads
             .list(&self.list_params())
             .await?
-            .items
             .into_iter()
             .filter(|s| self.is_ours(s))
             .collect();
-        stores.sort_by(|a, b| {
-            a.creation_timestamp()
-                .cmp(&b.creation_timestamp())
-                .then_with(|| a.name_any().cmp(&b.name_any()))
+        let mut visible: Vec<Arc<Store>> = ours
+            .iter()
+            .filter(|s| caller.may_see(&s.spec.owner))
+            .cloned()
+            .collect();
+        visible.sort_by(|a, b| {
+            let (a, b) = (&a.metadata, &b.metadata);
+            let at = |m: &ObjectMeta| m.creation_timestamp.as_ref().map(|t| t.0);
+            at(a).cmp(&at(b)).then_with(|| a.name.cmp(&b.name))
         });
-        Ok(stores.iter().map(|s| self.view(s)).collect())
+        Ok((visible, ours))
     }
 
-    pub async fn get(&self, id: &StoreId) -> Result<StoreView, StoreError> {
-        Ok(self.view(&self.get_store(id).await?))
+    /// One store, if the caller may see it: another user's store is `NotFound`, exactly as one that
+    /// does not exist (store ids of other users are not disclosed).
+    pub async fn get(&self, caller: &Caller, id: &StoreId) -> Result<StoreView, StoreError> {
+        Ok(self.view(&*self.get_store(caller, id).await?))
     }
 
-    async fn get_store(&self, id: &StoreId) -> Result<Store, StoreError> {
-        match self.api.get_opt(id.as_str()).await? {
-            Some(store) if self.is_ours(&store) => Ok(store),
-            _ => Err(StoreError::NotFound(id.to_string())),
+    async fn get_store(&self, caller: &Caller, id: &StoreId) -> Result<Arc<Store>, StoreError> {
+        let store = match self.reads.get(id.as_str()).await? {
+            Some(store) if self.is_ours(&store) => store,
+            _ => return Err(StoreError::NotFound(id.to_string())),
+        };
+        if caller.may_see(&store.spec.owner) {
+            return Ok(store);
         }
+        // Audited as about the owner's store: the owner and admins read it, the caller does not (an
+        // entry of their own would tell them the store exists). Written in the background, so the
+        // answer takes no longer than for a store that does not exist.
+        let audit = self.audit.clone();
+        let entry = AuditEntry {
+            actor: caller.owner.to_string(),
+            action: Action::Denied,
+            store_id: Some(id.to_string()),
+            store_owner: Some(store.spec.owner.clone()),
+            outcome: "not-owner".into(),
+            detail: "a store of another user; answered as if it did not exist".into(),
+            remote_addr: caller.remote_addr.clone(),
+        };
+        tokio::spawn(async move { audit.record(entry).await });
+        Err(StoreError::NotFound(id.to_string()))
     }
 
     /// Starts deleting; deleting a store already being deleted is fine.
     pub async fn delete(&self, caller: &Caller, id: &StoreId) -> Result<(), StoreError> {
-        let store = self.get_store(id).await?;
+        let store = self.get_store(caller, id).await?;
         let outcome = if store.is_deleting() {
             "already-deleting"
         } else {
@@ -357,7 +459,9 @@ impl StoreService {
                 .delete(id.as_str(), &DeleteParams::foreground())
                 .await
             {
-                Ok(_) => {}
+                // Marked for deletion (the finalizer holds it), or already gone.
+                Ok(Either::Left(marked)) => self.reads.wrote(&marked, true),
+                Ok(Either::Right(_)) => self.reads.wrote_gone(&store),
                 Err(kube::Error::Api(e)) if e.code == 404 => {
                     return Err(StoreError::NotFound(id.to_string()));
                 }
@@ -371,6 +475,7 @@ impl StoreService {
                 actor: caller.owner.to_string(),
                 action: Action::Delete,
                 store_id: Some(id.to_string()),
+                store_owner: Some(store.spec.owner.clone()),
                 outcome: outcome.into(),
                 detail: String::new(),
                 remote_addr: caller.remote_addr.clone(),
@@ -380,6 +485,7 @@ impl StoreService {
     }
 
     /// Changes of one store: its state at the start, then every change, then `Deleted` (and the end).
+    /// Check access with [`StoreService::get`] first; a store's owner never changes.
     pub fn changes(
         &self,
         id: &StoreId,
@@ -429,6 +535,7 @@ impl StoreService {
     /// Waits (on a watch) until the store is Ready or Failed, or `limit` passes. `None`: it is gone.
     pub async fn wait_settled(
         &self,
+        caller: &Caller,
         id: &StoreId,
         limit: Duration,
     ) -> Result<Option<StoreView>, StoreError> {
@@ -442,7 +549,7 @@ impl StoreService {
         match tokio::time::timeout(limit, settled.next()).await {
             Ok(Some(StoreChange::Updated(view))) => Ok(Some(*view)),
             Ok(Some(StoreChange::Deleted) | None) => Ok(None),
-            Err(_) => match self.get(id).await {
+            Err(_) => match self.get(caller, id).await {
                 Ok(view) => Ok(Some(view)),
                 Err(StoreError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
@@ -472,7 +579,7 @@ fn belongs_to(store: &Store, instance: &str) -> bool {
     store.instance() == instance
 }
 
-fn view_of(store: &Store, urls: &StoreUrls) -> StoreView {
+pub(crate) fn view_of(store: &Store, urls: &StoreUrls) -> StoreView {
     let id = store.name_any();
     let status = store.status.clone().unwrap_or_default();
     let phase = if store.is_deleting() {

@@ -224,7 +224,11 @@ async fn bad_input_is_rejected_and_creates_nothing() {
             "bad-request",
         ),
     ];
-    let count = cases.len();
+    // A body declared over the limit is refused before authentication, unread: no actor to audit.
+    let audited = cases
+        .iter()
+        .filter(|(_, _, status, _)| *status != StatusCode::PAYLOAD_TOO_LARGE)
+        .count();
     for (what, request, status, slug) in cases {
         let r = request.send().await.unwrap();
         assert_eq!(r.status(), status, "{what}");
@@ -279,7 +283,7 @@ async fn bad_input_is_rejected_and_creates_nothing() {
         .into_iter()
         .filter(|e| e["action"] == "denied")
         .count();
-    assert_eq!(denied, count);
+    assert_eq!(denied, audited);
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use support::{EventStream, Options, Server};
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// The session cookie (`name=value`) from a sign-in answer.
@@ -198,7 +198,9 @@ async fn session_cookie_signs_in_guards_origin_and_signs_out() {
         cookie.starts_with("storefleet_session=") && !cookie.contains(&server.token),
         "{cookie}"
     );
-    let me: Value = r.json().await.unwrap();
+    let mut me: Value = r.json().await.unwrap();
+    let user_id = me.as_object_mut().unwrap().remove("user_id").unwrap();
+    assert!(user_id.as_str().unwrap().starts_with("u-"), "{user_id}");
     assert_eq!(
         me,
         json!({"user": "admin", "role": "admin", "max_stores": 2, "stores_used": 0})

@@ -22,8 +22,8 @@ const state = {
       (a, b) => (a.created_at ?? '').localeCompare(b.created_at ?? '') || a.store_id.localeCompare(b.store_id),
     );
   },
+  // Counted as `GET /me` counts: the user's own stores (an admin also sees others', which are not theirs).
   quotaUsed() {
-    if (this.me?.role === 'admin') return this.stores.size;
     return [...this.stores.values()].filter((s) => s.owner === this.me?.user).length;
   },
 };

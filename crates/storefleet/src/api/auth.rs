@@ -1,42 +1,26 @@
-//! Authentication: a bearer token, or the dashboard's session cookie (see `session.rs`). One admin
-//! token for now; the caller becomes the owner `admin`.
+//! Authentication: a bearer token, or the dashboard's session cookie (see `session.rs`), resolved to a
+//! user on every request (so revoking a token or disabling a user takes effect at once). The caller
+//! becomes a [`Caller`] in the request's extensions.
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::problem::Problem;
 use super::session::{self, CookieAuth};
-use crate::domain::Owner;
-use crate::storage::{Action, AuditEntry};
+use crate::storage::{Action, AuditEntry, AuthFailure, Authenticated};
 use crate::stores::Caller;
 
-/// The admin token, kept only as a digest: comparing digests in constant time leaks neither the
-/// token's content nor its length through timing.
-pub struct AdminToken {
-    digest: [u8; 32],
-}
-
-impl AdminToken {
-    pub fn new(token: &str) -> Self {
-        Self {
-            digest: Sha256::digest(token.as_bytes()).into(),
-        }
-    }
-
-    pub fn verify(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        digest.ct_eq(&self.digest).into()
-    }
-}
-
 fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    // Two Authorization headers are ambiguous: which one a proxy checked is unknowable. Refuse both.
+    if values.next().is_some() {
+        return Some("");
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -47,9 +31,31 @@ pub fn remote_addr(req: &Request) -> Option<String> {
         .map(|ConnectInfo(addr)| addr.to_string())
 }
 
-/// Who a token belongs to. One admin token for now; user tokens (issue 6) resolve here too.
-pub fn identify(state: &AppState, token: &str) -> Option<Owner> {
-    state.admin_token.verify(token).then(Owner::admin)
+/// What the client hears about a refused token (the audit log names the token id as well).
+pub fn refusal(failure: &AuthFailure) -> &'static str {
+    match failure {
+        AuthFailure::Unknown => "the bearer token is not valid",
+        AuthFailure::Revoked(_) => "this token has been revoked",
+        AuthFailure::Expired(_) => "this token has expired",
+        AuthFailure::Disabled(_) => "this user is disabled",
+    }
+}
+
+/// Why a request was not let through: (outcome, detail for the client, detail for the audit log).
+struct Refused(&'static str, &'static str, String);
+
+impl Refused {
+    fn token(failure: &AuthFailure, via: &str) -> Self {
+        Self(
+            "unauthorized",
+            refusal(failure),
+            format!("{via}: {}", failure.describe()),
+        )
+    }
+
+    fn plain(detail: &'static str) -> Self {
+        Self("unauthorized", detail, detail.to_owned())
+    }
 }
 
 /// Lets the request through with a [`Caller`] in its extensions, or answers 401 (and audits it).
@@ -60,62 +66,83 @@ pub async fn require_token(
     next: Next,
 ) -> Response {
     let remote = remote_addr(&req);
-    let identified = match bearer(&req) {
-        Some(token) => identify(&state, token).ok_or("the bearer token is not valid"),
+    let identified: Result<Authenticated, Refused> = match bearer(&req) {
+        Some(token) => match state.users.authenticate(token).await {
+            Ok(found) => found.map_err(|f| Refused::token(&f, "bearer token")),
+            Err(e) => return database_error(e),
+        },
         None => match session::authenticate(&state.sessions, &req) {
-            CookieAuth::Valid(owner) => Ok(owner),
-            CookieAuth::Absent => Err("send `Authorization: Bearer <token>`"),
-            CookieAuth::Expired => Err("the session has ended; sign in again"),
-            CookieAuth::CrossOrigin => Err(CROSS_ORIGIN),
+            CookieAuth::Valid(token_id) => match state.users.authenticate_token_id(&token_id).await
+            {
+                Ok(found) => found.map_err(|f| {
+                    Refused(
+                        "unauthorized",
+                        "the session has ended; sign in again",
+                        format!("session: {}", f.describe()),
+                    )
+                }),
+                Err(e) => return database_error(e),
+            },
+            CookieAuth::Absent => Err(Refused::plain("send `Authorization: Bearer <token>`")),
+            CookieAuth::Expired => Err(Refused::plain("the session has ended; sign in again")),
+            CookieAuth::CrossOrigin => Err(Refused(
+                "cross-origin",
+                "a session-cookie request from another origin",
+                "a session-cookie request from another origin".into(),
+            )),
         },
     };
     match identified {
-        Ok(owner) => {
-            req.extensions_mut().insert(Caller {
-                owner,
-                remote_addr: remote,
-            });
+        Ok(found) => {
+            req.extensions_mut()
+                .insert(Caller::new(&found.user, remote));
             next.run(req).await
         }
-        Err(detail) => {
-            let cross_origin = detail == CROSS_ORIGIN;
+        Err(Refused(outcome, client, audited)) => {
             state
                 .audit
                 .record(AuditEntry {
                     actor: "anonymous".into(),
                     action: Action::Denied,
                     store_id: None,
-                    outcome: if cross_origin {
-                        "cross-origin"
-                    } else {
-                        "unauthorized"
-                    }
-                    .into(),
-                    detail: format!("{} {}: {detail}", req.method(), req.uri().path()),
+                    store_owner: None,
+                    outcome: outcome.into(),
+                    detail: format!("{} {}: {audited}", req.method(), req.uri().path()),
                     remote_addr: remote,
                 })
                 .await;
-            if cross_origin {
+            if outcome == "cross-origin" {
                 session::cross_origin().into_response()
             } else {
-                Problem::unauthorized(detail).into_response()
+                Problem::unauthorized(client).into_response()
             }
         }
     }
 }
 
-const CROSS_ORIGIN: &str = "a session-cookie request from another origin";
+fn database_error(e: sqlx::Error) -> Response {
+    tracing::error!("reading users and tokens: {e}");
+    Problem::internal("could not check the token").into_response()
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+
+    fn with_auth(value: &str) -> Request {
+        Request::builder()
+            .header(header::AUTHORIZATION, value)
+            .body(Body::empty())
+            .unwrap()
+    }
 
     #[test]
-    fn verifies_exactly_the_token() {
-        let t = AdminToken::new("s3cret-token");
-        assert!(t.verify("s3cret-token"));
-        assert!(!t.verify("s3cret-tokeN"));
-        assert!(!t.verify("s3cret-token "));
-        assert!(!t.verify(""));
+    fn reads_only_bearer_tokens() {
+        assert_eq!(bearer(&with_auth("Bearer sf_abc")), Some("sf_abc"));
+        assert_eq!(bearer(&with_auth("bearer  sf_abc ")), Some("sf_abc"));
+        assert_eq!(bearer(&with_auth("Basic YWRtaW46eA==")), None);
+        assert_eq!(bearer(&with_auth("sf_abc")), None);
+        assert_eq!(bearer(&Request::new(Body::empty())), None);
     }
 }

@@ -1,18 +1,15 @@
 //! The dashboard: static HTML, ES modules and CSS from `crates/storefleet/dashboard/`, compiled into the
-//! binary (no build step, no CDN: it works offline), served at `/` and `/assets/...` under a strict CSP.
+//! binary (no build step, no CDN: it works offline), served at `/` and `/assets/...` under the strict
+//! CSP and security headers every answer gets (`guard/headers.rs`).
 //! The dashboard only calls the public API, with the session cookie.
 use std::sync::LazyLock;
 
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::problem::Problem;
-
-/// No inline script or style, nothing from another origin, no framing.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-                       frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 struct Asset {
     path: &'static str,
@@ -98,28 +95,7 @@ fn serve(path: &str, request: &HeaderMap) -> Response {
     // File names carry no version: let browsers keep a copy but revalidate it (a 304 is cheap).
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::ETAG, etag);
-    security_headers(headers);
     response
-}
-
-fn security_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
 }
 
 #[cfg(test)]
@@ -180,7 +156,6 @@ mod tests {
         let first = serve("app.css", &HeaderMap::new());
         assert_eq!(first.status(), StatusCode::OK);
         let etag = first.headers()[header::ETAG].clone();
-        assert_eq!(first.headers()[header::CONTENT_SECURITY_POLICY], CSP);
         let mut again = HeaderMap::new();
         again.insert(header::IF_NONE_MATCH, etag);
         assert_eq!(serve("app.css", &again).status(), StatusCode::NOT_MODIFIED);

@@ -2,6 +2,7 @@
 //! change, and a `deleted` event when it is gone (the stream ends there).
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
@@ -9,7 +10,7 @@ use futures::{Stream, StreamExt};
 use super::problem::{Problem, ProblemBody};
 use super::{ApiPath, AppState};
 use crate::domain::StoreId;
-use crate::stores::StoreChange;
+use crate::stores::{Caller, StoreChange};
 
 /// Follow a store's state.
 #[utoipa::path(
@@ -18,16 +19,17 @@ use crate::stores::StoreChange;
     responses(
         (status = 200, description = "`text/event-stream`: `store` events carrying the store (as in `GET /stores/{store_id}`), then `deleted`", content_type = "text/event-stream", body = String),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn store_events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(store_id): ApiPath<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     let id = StoreId::parse(&store_id)?;
-    let first = state.stores.get(&id).await?;
+    let first = state.stores.get(&caller, &id).await?;
     let changes = state.stores.changes(&id);
     let stream = async_stream::stream! {
         yield Ok(store_event(&first));

@@ -58,7 +58,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Probl
 }
 
 /// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let stores = state.cache.state();
     let ours = stores

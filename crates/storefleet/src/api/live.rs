@@ -13,12 +13,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
 use super::AppState;
-use super::me::may_see;
 use super::problem::ProblemBody;
 use crate::crd::Store;
 use crate::stores::{Caller, StoreView};
 
-/// Follow every store.
+/// Follow every store the caller may see (an admin: all; a member: their own).
 #[utoipa::path(
     get, path = "/events", tag = "stores",
     responses(
@@ -33,7 +32,7 @@ pub async fn all_events(
     Extension(caller): Extension<Caller>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stores = state.stores.clone();
-    let visible = move |s: &Store| stores.is_ours(s) && may_see(&caller, &s.spec.owner);
+    let visible = move |s: &Store| stores.is_ours(s) && caller.may_see(&s.spec.owner);
     let service = state.stores.clone();
     let watch = watcher(
         Api::<Store>::all(state.client.clone()),

@@ -1,4 +1,4 @@
-//! `GET /me`: who the caller is and how much of the quota is used (the dashboard's "3 of 5 stores").
+//! `GET /me`: who the caller is and how much of their quota is used (the dashboard's "3 of 5 stores").
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde::Serialize;
@@ -6,38 +6,22 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::problem::{Problem, ProblemBody};
-use crate::domain::Owner;
+pub use crate::domain::Role;
 use crate::stores::Caller;
-
-/// What a caller may do. Only the admin token exists for now; users with their own tokens and quotas
-/// come later, and answer `user`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    User,
-}
-
-impl Role {
-    pub fn of(owner: &Owner) -> Self {
-        if *owner == Owner::admin() {
-            Role::Admin
-        } else {
-            Role::User
-        }
-    }
-}
 
 /// The caller and their quota.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
+    #[schema(example = "u-3f2c9a1e7b2d4e51")]
+    pub user_id: String,
+    /// The user's name, the `owner` of their stores.
     #[schema(example = "admin")]
     pub user: String,
     pub role: Role,
-    /// Stores that may exist at once (the quota).
+    /// Stores this user may have at once (the platform's limit applies as well).
     #[schema(example = 5)]
     pub max_stores: u32,
-    /// Stores that count against the quota now (including ones being deleted).
+    /// Stores of this user that count against the quota now (including ones being deleted).
     #[schema(example = 3)]
     pub stores_used: u32,
 }
@@ -59,47 +43,44 @@ pub async fn me(
 }
 
 pub async fn describe(state: &AppState, caller: &Caller) -> Result<Me, Problem> {
-    let role = Role::of(&caller.owner);
-    // The quota counts every store of this control plane, as `POST /stores` does.
-    let stores = state.stores.list().await?;
+    // Counted as `POST /stores` counts: every store of this user, deleting ones included.
+    let stores = state.stores.list(caller).await?;
     let used = stores
         .iter()
-        .filter(|s| role == Role::Admin || s.owner == caller.owner.as_str())
+        .filter(|s| s.owner == caller.owner.as_str())
         .count();
     Ok(Me {
+        user_id: caller.user_id.to_string(),
         user: caller.owner.to_string(),
-        role,
-        max_stores: state.stores.max_stores(),
+        role: caller.role,
+        max_stores: caller.max_stores,
         stores_used: u32::try_from(used).unwrap_or(u32::MAX),
     })
-}
-
-/// May this caller see (and reveal the credentials of) a store of `owner`?
-pub fn may_see(caller: &Caller, owner: &str) -> bool {
-    Role::of(&caller.owner) == Role::Admin || caller.owner.as_str() == owner
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Owner, UserId};
+
+    fn caller(name: &str, role: Role) -> Caller {
+        Caller {
+            user_id: UserId::random(),
+            owner: Owner::parse(name).unwrap(),
+            role,
+            max_stores: 1,
+            remote_addr: None,
+        }
+    }
 
     #[test]
-    fn admin_sees_all_users_their_own() {
-        let admin = Caller {
-            owner: Owner::admin(),
-            remote_addr: None,
-        };
-        let jane = Caller {
-            owner: Owner::parse("jane").unwrap(),
-            remote_addr: None,
-        };
-        assert!(may_see(&admin, "jane"));
-        assert!(may_see(&jane, "jane"));
-        assert!(!may_see(&jane, "admin"));
-        assert_eq!(
-            serde_json::to_value(Role::of(&admin.owner)).unwrap(),
-            "admin"
-        );
-        assert_eq!(serde_json::to_value(Role::of(&jane.owner)).unwrap(), "user");
+    fn admin_sees_all_members_their_own() {
+        let admin = caller("admin", Role::Admin);
+        let jane = caller("jane", Role::Member);
+        assert!(admin.may_see("jane"));
+        assert!(jane.may_see("jane"));
+        assert!(!jane.may_see("admin"));
+        assert!(!jane.may_see("jane2"));
+        assert_eq!(serde_json::to_value(jane.role).unwrap(), "member");
     }
 }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod credentials;
 pub mod dashboard;
 pub mod events;
+pub mod guard;
 pub mod health;
 pub mod live;
 pub mod me;
@@ -11,6 +12,7 @@ pub mod openapi;
 pub mod problem;
 pub mod session;
 pub mod stores;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use kube::Client;
 use kube::runtime::reflector::Store as StoreCache;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -30,10 +32,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::crd::Store;
 use crate::metrics::{self, Metrics};
-use crate::storage::{AuditLog, Database};
+use crate::storage::{AuditLog, Database, Users};
 use crate::stores::StoreService;
 use crate::telemetry::{self, REQUEST_ID_HEADER, UuidRequestId};
-use auth::AdminToken;
 use problem::Problem;
 
 /// Request bodies above this are refused with 413.
@@ -45,13 +46,16 @@ pub struct AppState {
     pub audit: AuditLog,
     pub db: Database,
     pub client: Client,
-    pub admin_token: Arc<AdminToken>,
+    /// Users and their tokens: authentication and the admin API.
+    pub users: Users,
     /// Dashboard sign-in sessions (cookie -> identity).
     pub sessions: Arc<session::Sessions>,
     pub wait_limit: Duration,
     pub metrics: Arc<Metrics>,
-    /// The controller's view of Stores (for metrics; the API itself reads the API server).
+    /// The controller's watch cache of Stores (metrics; `StoreService` reads it too, with read-your-writes).
     pub cache: StoreCache<Store>,
+    /// Rate limits, timeouts, CORS, security headers (`guard/`).
+    pub guard: Arc<guard::Guard>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -69,6 +73,16 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(live::all_events))
         .route("/me", get(me::me))
         .route("/audit", get(audit::list_audit))
+        .route("/users", get(users::list_users).post(users::create_user))
+        .route(
+            "/users/{user_id}",
+            get(users::get_user).patch(users::update_user),
+        )
+        .route("/users/{user_id}/tokens", post(users::create_token))
+        .route(
+            "/users/{user_id}/tokens/{token_id}",
+            delete(users::revoke_token),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -80,10 +94,12 @@ pub fn router(state: AppState) -> Router {
         .route("/session", post(session::sign_in).delete(session::sign_out))
         .route("/", get(dashboard::index))
         .route("/assets/{*path}", get(dashboard::asset));
-    Router::new()
+    let routes = Router::new()
         .merge(protected)
         .merge(public)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::api_doc()))
+        .merge(guard::headers::docs(Router::from(
+            SwaggerUi::new("/docs").url("/openapi.json", openapi::api_doc()),
+        )))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -94,6 +110,8 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(problem::refuse_oversized_body));
+    guard::wrap(routes, &state.guard)
         // Outermost last: a sane incoming request id is kept, else one is made; it goes into the
         // request's span, every problem body and the response header. Metrics see the final status.
         .layer(middleware::from_fn(problem::add_request_id))

@@ -3,7 +3,8 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, credentials, events, health, live, me, problem, session, stores};
+use super::guard::rate_limit::TooManyRequestsResponses;
+use super::{audit, credentials, events, health, live, me, problem, session, stores, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,12 +13,16 @@ use super::{audit, credentials, events, health, live, me, problem, session, stor
         stores::create_store, stores::list_stores, stores::get_store, stores::delete_store,
         events::store_events, audit::list_audit, health::healthz, health::readyz, health::metrics,
         credentials::reveal, live::all_events, me::me, session::sign_in, session::sign_out,
+        users::create_user, users::list_users, users::get_user, users::update_user,
+        users::create_token, users::revoke_token,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
         stores::CreateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
-        credentials::Credentials, me::Me, me::Role, session::SignIn)),
-    modifiers(&BearerAuth),
-    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "health"))
+        credentials::Credentials, me::Me, me::Role, session::SignIn, users::CreateUserRequest,
+        users::UpdateUserRequest, users::CreateTokenRequest, users::UserView, users::TokenView,
+        users::NewUser, users::NewToken)),
+    modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams),
+    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -35,6 +40,47 @@ impl Modify for BearerAuth {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(super::session::COOKIE))),
         );
+    }
+}
+
+// OpenAPI 3.1 tools (schemathesis among them) read the schema of a `text/event-stream` answer as
+// the schema of each event.
+/// One Server-Sent Event of a `text/event-stream` answer (keep-alive comments are not events).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+struct SseEvent {
+    /// `store`, `deleted`, or `snapshot` (`GET /events` only).
+    #[schema(example = "store")]
+    event: String,
+    /// JSON text: a store (`store`), every store (`snapshot`), or `{"store_id": ...}` (`deleted`).
+    data: String,
+}
+
+/// Describes every `text/event-stream` answer as a stream of [`SseEvent`]s (the handlers say
+/// `body = String`, which would claim each event is a bare string).
+struct EventStreams;
+
+impl Modify for EventStreams {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr};
+        use utoipa::{PartialSchema, ToSchema};
+        for item in openapi.paths.paths.values_mut() {
+            let Some(get) = item.get.as_mut() else {
+                continue;
+            };
+            for response in get.responses.responses.values_mut() {
+                if let RefOr::T(response) = response
+                    && let Some(content) = response.content.get_mut("text/event-stream")
+                {
+                    content.schema = Some(RefOr::Ref(Ref::from_schema_name(SseEvent::name())));
+                }
+            }
+        }
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .insert(SseEvent::name().into_owned(), SseEvent::schema());
     }
 }
 
@@ -84,6 +130,10 @@ mod tests {
             "/events",
             "/me",
             "/session",
+            "/users",
+            "/users/{user_id}",
+            "/users/{user_id}/tokens",
+            "/users/{user_id}/tokens/{token_id}",
         ] {
             assert!(doc.paths.paths.contains_key(path), "{path} missing");
         }

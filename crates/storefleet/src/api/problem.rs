@@ -96,6 +96,16 @@ impl Problem {
         )
     }
 
+    /// Rate limited; the caller adds `Retry-After`.
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            detail,
+        )
+    }
+
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -173,23 +183,45 @@ impl From<StoreError> for Problem {
             StoreError::NotFound(id) => {
                 Problem::not_found(format!("there is no store {id}")).with_store(id)
             }
-            StoreError::QuotaExceeded { .. } => Problem::new(
-                StatusCode::FORBIDDEN,
-                "quota-exceeded",
-                "Quota exceeded",
-                e.to_string(),
-            ),
+            StoreError::QuotaExceeded { .. } | StoreError::UserQuotaExceeded { .. } => {
+                Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "quota-exceeded",
+                    "Quota exceeded",
+                    e.to_string(),
+                )
+            }
             StoreError::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
                 "Idempotency key reused",
                 e.to_string(),
             ),
+            // The API server (or its etcd) is away: a temporary state the client can retry, not a bug.
+            StoreError::Kube(ref k) if kube_unavailable(k) => {
+                tracing::warn!("{e}");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Kubernetes unavailable",
+                    "the Kubernetes API server cannot be reached; retry in a few seconds",
+                )
+            }
             StoreError::NoFreeId | StoreError::Kube(_) | StoreError::Database(_) => {
                 tracing::error!("{e}");
                 Problem::internal(e.to_string())
             }
         }
+    }
+}
+
+/// A transport failure, or the API server answering that it cannot serve now (etcd down: 500/503/504
+/// with a Status), rather than refusing this request.
+fn kube_unavailable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => matches!(status.code, 500 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }
 
@@ -203,16 +235,34 @@ impl From<DomainError> for Problem {
     }
 }
 
+fn payload_too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "Payload too large",
+        "the request body is larger than 64 KiB",
+    )
+}
+
+/// Middleware: a body whose `Content-Length` is over the limit gets 413 at once. The body limit
+/// alone would wait for the bytes, and a client that declares 10 GB and sends nothing would be
+/// answered by the request timeout (a 5xx) instead.
+pub async fn refuse_oversized_body(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > super::BODY_LIMIT as u64) {
+        return payload_too_large().into_response();
+    }
+    next.run(req).await
+}
+
 /// A request body axum could not read: too large (413) or broken (400).
 impl From<BytesRejection> for Problem {
     fn from(r: BytesRejection) -> Self {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-                "the request body is larger than 64 KiB",
-            )
+            payload_too_large()
         } else {
             Problem::new(r.status(), "bad-request", "Bad request", r.body_text())
         }

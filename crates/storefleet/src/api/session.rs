@@ -1,7 +1,9 @@
 //! Dashboard sign-in: `POST /session` trades a valid API token for an opaque session cookie, so the
 //! browser never keeps the token (no `localStorage`, no script access: the cookie is HttpOnly).
 //! Sessions live in memory only: a restart signs everybody out, which is acceptable for a dashboard
-//! and keeps no credential at rest.
+//! and keeps no credential at rest. A session remembers the token it was opened with (by id), and
+//! every request checks that token and its user again: revoking the token or disabling the user ends
+//! the session.
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use super::AppState;
 use super::auth::remote_addr;
 use super::me::{self, Me};
 use super::problem::{Problem, ProblemBody};
-use crate::domain::Owner;
+use crate::domain::TokenId;
 use crate::storage::{Action, AuditEntry};
 use crate::stores::Caller;
 
@@ -31,7 +33,7 @@ pub const TTL: Duration = Duration::from_secs(12 * 60 * 60);
 /// Open sessions, keyed by the SHA-256 of the session id: the map never holds a usable cookie, and
 /// looking a digest up leaks nothing about the id through timing.
 pub struct Sessions {
-    open: Mutex<HashMap<[u8; 32], (Owner, Instant)>>,
+    open: Mutex<HashMap<[u8; 32], (TokenId, Instant)>>,
     /// Adds `Secure` to the cookie (when the control plane is served over https).
     secure: bool,
 }
@@ -44,23 +46,23 @@ impl Sessions {
         }
     }
 
-    /// Opens a session and answers its id (256 random bits, hex).
-    pub fn open(&self, owner: Owner) -> String {
+    /// Opens a session for a (checked) token and answers the session's id (256 random bits, hex).
+    pub fn open(&self, token: TokenId) -> String {
         let bytes: [u8; 32] = rand::rng().random();
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = Instant::now();
         let mut open = self.open.lock().expect("sessions lock");
         // Expired sessions go whenever a new one opens: no timer task needed.
         open.retain(|_, (_, expires)| *expires > now);
-        open.insert(digest(&id), (owner, now + TTL));
+        open.insert(digest(&id), (token, now + TTL));
         id
     }
 
-    pub fn find(&self, id: &str) -> Option<Owner> {
+    pub fn find(&self, id: &str) -> Option<TokenId> {
         let key = digest(id);
         let mut open = self.open.lock().expect("sessions lock");
         match open.get(&key) {
-            Some((owner, expires)) if *expires > Instant::now() => Some(owner.clone()),
+            Some((token, expires)) if *expires > Instant::now() => Some(token.clone()),
             Some(_) => {
                 open.remove(&key);
                 None
@@ -129,7 +131,8 @@ pub fn same_origin(method: &Method, headers: &HeaderMap) -> bool {
 pub enum CookieAuth {
     /// No session cookie at all.
     Absent,
-    Valid(Owner),
+    /// A live session, opened with this token (still to be checked).
+    Valid(TokenId),
     /// Unknown or expired session.
     Expired,
     /// A valid session, but an unsafe method from another origin.
@@ -143,7 +146,7 @@ pub fn authenticate(sessions: &Sessions, req: &Request) -> CookieAuth {
     match sessions.find(id) {
         None => CookieAuth::Expired,
         Some(_) if !same_origin(req.method(), req.headers()) => CookieAuth::CrossOrigin,
-        Some(owner) => CookieAuth::Valid(owner),
+        Some(token) => CookieAuth::Valid(token),
     }
 }
 
@@ -160,7 +163,7 @@ pub fn cross_origin() -> Problem {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
-    /// An API token (for now: the admin token).
+    /// An API token.
     pub token: String,
 }
 
@@ -172,8 +175,9 @@ pub struct SignIn {
         (status = 200, description = "Signed in; `Set-Cookie: storefleet_session=...; HttpOnly; SameSite=Strict`", body = Me,
             headers(("Set-Cookie" = String))),
         (status = 400, description = "Invalid JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "The token is not valid", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "The token is not valid, revoked or expired, or its user disabled", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Sent from another origin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "No token field, or unknown fields", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -192,22 +196,22 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
     }
     let body: Result<Json<SignIn>, JsonRejection> = Json::from_request(req, &()).await;
     let Json(SignIn { token }) = body.map_err(Problem::from)?;
-    let Some(owner) = super::auth::identify(&state, token.trim()) else {
-        deny(
-            &state,
-            remote,
-            "unauthorized",
-            "POST /session: the token is not valid",
-        )
-        .await;
-        return Err(Problem::unauthorized("this token is not valid"));
+    let found = state
+        .users
+        .authenticate(token.trim())
+        .await
+        .map_err(|e| Problem::internal(format!("checking the token: {e}")))?;
+    let found = match found {
+        Ok(found) => found,
+        Err(failure) => {
+            let detail = format!("POST /session: {}", failure.describe());
+            deny(&state, remote, "unauthorized", &detail).await;
+            return Err(Problem::unauthorized(super::auth::refusal(&failure)));
+        }
     };
-    let caller = Caller {
-        owner: owner.clone(),
-        remote_addr: remote,
-    };
+    let caller = Caller::new(&found.user, remote);
     let me = me::describe(&state, &caller).await?;
-    let id = state.sessions.open(owner);
+    let id = state.sessions.open(found.token_id);
     let mut response = Json(me).into_response();
     let headers = response.headers_mut();
     headers.insert(header::SET_COOKIE, state.sessions.set_cookie(&id));
@@ -248,6 +252,7 @@ async fn deny(state: &AppState, remote: Option<String>, outcome: &str, detail: &
             actor: "anonymous".into(),
             action: Action::Denied,
             store_id: None,
+            store_owner: None,
             outcome: outcome.into(),
             detail: detail.into(),
             remote_addr: remote,
@@ -270,10 +275,11 @@ mod tests {
     #[test]
     fn sessions_open_find_close() {
         let sessions = Sessions::new(false);
-        let id = sessions.open(Owner::admin());
+        let token = TokenId::random();
+        let id = sessions.open(token.clone());
         assert_eq!(id.len(), 64);
-        assert_ne!(id, sessions.open(Owner::admin()), "ids are random");
-        assert_eq!(sessions.find(&id), Some(Owner::admin()));
+        assert_ne!(id, sessions.open(token.clone()), "ids are random");
+        assert_eq!(sessions.find(&id), Some(token));
         assert_eq!(sessions.find(&id[1..]), None);
         sessions.close(&id);
         assert_eq!(sessions.find(&id), None);

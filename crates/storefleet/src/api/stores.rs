@@ -16,19 +16,20 @@ use crate::domain::{Engine, IdempotencyKey, StoreId, StoreName};
 use crate::stores::{Caller, Created, NewStore, StoreView};
 
 /// Body of `POST /stores`; both fields are optional, unknown fields are refused.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStoreRequest {
     /// Defaults to `woocommerce`.
     #[serde(default)]
     pub engine: Option<Engine>,
-    /// Display name, 1 to 64 characters, no control characters. Defaults to the store id.
+    /// Display name, 1 to 64 characters, no control characters or bidi overrides. Defaults to the store id.
     #[serde(default)]
     #[schema(example = "My Shop", max_length = 64)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateParams {
     /// Answer only when the store is Ready (201) or Failed (500), or after the wait limit (202).
     #[serde(default)]
@@ -53,7 +54,7 @@ pub struct DeleteAccepted {
         (status = 200, description = "The owner already has a store of this name", body = StoreView, headers(("Location" = String))),
         (status = 400, description = "Invalid JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Quota exceeded", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Quota exceeded: the caller's own `max_stores` or the platform's `--max-stores` (the detail says which)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid values, unknown fields, or an idempotency key reused with another body", body = ProblemBody, content_type = "application/problem+json"),
@@ -89,7 +90,6 @@ pub async fn create_store(
                 .stores
                 .deny(
                     &caller,
-                    None,
                     problem.slug,
                     format!("POST /stores: {}", problem.detail),
                 )
@@ -106,7 +106,7 @@ pub async fn create_store(
         let id = StoreId::parse(&view.store_id).map_err(Problem::from)?;
         state
             .stores
-            .wait_settled(&id, state.wait_limit)
+            .wait_settled(&caller, &id, state.wait_limit)
             .await?
             .ok_or_else(|| {
                 Problem::not_found("the store was deleted while waiting")
@@ -162,14 +162,25 @@ fn replay(status: u16, body: String) -> Response {
 
 /// An absent body means "all defaults"; otherwise it must be a JSON object of known fields.
 fn parse_create(headers: &HeaderMap, bytes: &[u8]) -> Result<NewStore, Problem> {
+    let request: CreateStoreRequest = json_object(headers, bytes)?.unwrap_or_default();
+    Ok(NewStore {
+        engine: request.engine.unwrap_or_default(),
+        name: request.name.as_deref().map(StoreName::parse).transpose()?,
+    })
+}
+
+/// A JSON object body of known fields, or `None` when there is no body at all (no bytes, no
+/// `Content-Type`): 415 for another media type, 400 for broken JSON, 422 for anything but an object
+/// of the expected fields.
+pub(super) fn json_object<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Option<T>, Problem> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     if bytes.is_empty() && content_type.is_none() {
-        return Ok(NewStore {
-            engine: Engine::default(),
-            name: None,
-        });
+        return Ok(None);
     }
     if !content_type.is_some_and(is_json) {
         return Err(Problem::new(
@@ -191,12 +202,11 @@ fn parse_create(headers: &HeaderMap, bytes: &[u8]) -> Result<NewStore, Problem> 
     if !value.is_object() {
         return Err(Problem::invalid("the body must be a JSON object"));
     }
-    let request: CreateStoreRequest =
-        serde_json::from_value(value).map_err(|e| Problem::invalid(e.to_string()))?;
-    Ok(NewStore {
-        engine: request.engine.unwrap_or_default(),
-        name: request.name.as_deref().map(StoreName::parse).transpose()?,
-    })
+    // From the bytes, not the `Value`: a `Value` keeps the last of duplicate keys silently, the
+    // derived `Deserialize` refuses them (parsers disagree on which one counts).
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|e| Problem::invalid(e.to_string()))
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -214,13 +224,24 @@ fn is_json(content_type: &str) -> bool {
 #[utoipa::path(
     get, path = "/stores", tag = "stores",
     responses(
-        (status = 200, description = "Every store of this control plane, oldest first", body = Vec<StoreView>),
+        (status = 200, description = "The caller's stores (an admin's: every store of this control plane), oldest first", body = Vec<StoreView>),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-pub async fn list_stores(State(state): State<AppState>) -> Result<Json<Vec<StoreView>>, Problem> {
-    Ok(Json(state.stores.list().await?))
+pub async fn list_stores(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, Problem> {
+    let json = state.stores.list_json(&caller).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response())
 }
 
 /// One store, with its conditions.
@@ -230,16 +251,17 @@ pub async fn list_stores(State(state): State<AppState>) -> Result<Json<Vec<Store
     responses(
         (status = 200, description = "The store", body = StoreView),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn get_store(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(store_id): ApiPath<String>,
 ) -> Result<Json<StoreView>, Problem> {
     let id = StoreId::parse(&store_id)?;
-    Ok(Json(state.stores.get(&id).await?))
+    Ok(Json(state.stores.get(&caller, &id).await?))
 }
 
 /// Delete a store: uninstall, delete its namespace, then forget it.
@@ -249,7 +271,7 @@ pub async fn get_store(
     responses(
         (status = 202, description = "Deletion under way (also when asked again)", body = DeleteAccepted),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "No such store", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

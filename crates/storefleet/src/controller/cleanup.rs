@@ -113,6 +113,7 @@ pub async fn cleanup(store: Arc<Store>, ctx: &Context) -> Result<Action> {
                 actor: "controller".into(),
                 action: AuditAction::Delete,
                 store_id: Some(id.to_string()),
+                store_owner: Some(store.spec.owner.clone()),
                 outcome: "completed".into(),
                 detail: format!("release and namespace of {} removed", store.name_any()),
                 remote_addr: None,

@@ -11,6 +11,7 @@ mod reconcile;
 mod release;
 mod rolebinding;
 pub mod status;
+mod watch_backoff;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How often a provisioning store is looked at when no workload watch wakes the controller.
 const POLL: Duration = Duration::from_secs(2);
+/// Watch events for a store within this window make one reconcile. A burst (a pod turning Ready,
+/// then its Deployment's status) arrives within a few tens of ms; 300 ms made readiness late.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Reconciles at once. At start every Store is reconciled; unbounded, a thousand stores mean a
+/// thousand requests in flight and their buffers at once (memory the allocator keeps afterwards).
+/// Helm operations have their own, smaller limit (`--max-parallel`).
+const CONCURRENCY: u16 = 16;
 
 /// The controller's settings (from the command line).
 pub struct Settings {
@@ -222,8 +230,15 @@ pub fn run(ctx: Arc<Context>) -> (impl Future<Output = ()> + Send, StoreCache<St
             .watches(Api::<Pod>::all(client), owned, owning_store);
     }
     let controller = controller
-        // Pods of a store change in bursts; one look after the burst is enough.
-        .with_config(controller::Config::default().debounce(Duration::from_millis(300)))
+        // Pods of a store change in bursts; one look after the burst is enough. Short, because it is
+        // also the floor of how late a store is seen Ready (docs/benchmarks.md, bench 5).
+        .with_config(
+            controller::Config::default()
+                .debounce(DEBOUNCE)
+                .concurrency(CONCURRENCY),
+        )
+        // Back on its feet within seconds after an API-server outage (watch_backoff.rs).
+        .trigger_backoff(watch_backoff::WatchBackoff::default())
         // On SIGTERM/Ctrl-C, let running reconciles (and their helm processes) finish.
         .shutdown_on_signal();
     let cache = controller.store();

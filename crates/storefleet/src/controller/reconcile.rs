@@ -24,6 +24,9 @@ use crate::storage::{Action as AuditAction, AuditEntry};
 /// taken for the API server's authorizer not having seen the RoleBinding yet, not for a real denial.
 const RBAC_GRACE: SignedDuration = SignedDuration::from_secs(30);
 const ROLE_BINDING_FAILED: &str = "RoleBindingFailed";
+/// The namespace of a Ready store went away (deleted by hand): the store heals by provisioning again.
+const NAMESPACE_LOST: &str = "NamespaceLost";
+const RECREATED: &str = "Recreated";
 
 /// What provisioning sees when it looks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,15 +103,64 @@ pub async fn apply(store: Arc<Store>, ctx: &Context) -> Result<Action> {
     let mut st = store.status.clone().unwrap_or_default();
     match st.phase {
         Some(Phase::Provisioning) if st.provisioning_started_at.is_some() => {}
-        Some(Phase::Ready | Phase::Failed) if st.observed_generation == generation => {
+        // A Ready store whose namespace went away (the namespace watch wakes us): self-heal.
+        Some(Phase::Ready) if st.observed_generation == generation => {
+            match namespace::observe(&ctx.client, &id, &store).await? {
+                NamespaceState::Active => return Ok(Action::await_change()),
+                lost => st = namespace_lost(&store, &id, st, lost, ctx).await?,
+            }
+        }
+        Some(Phase::Failed) if st.observed_generation == generation => {
             return Ok(Action::await_change());
         }
         // New store, a changed spec after Ready/Failed, or a status someone else wrote: a new attempt.
         _ => {
-            st = start_attempt(&store, &id, st, ctx).await?;
+            st =
+                start_attempt(&store, &id, st, ctx, "Provisioning", "provisioning started").await?;
         }
     }
     provision(&store, &id, st, ctx).await
+}
+
+/// The namespace of a Ready store is gone or going, and with it the release, the workloads and their
+/// data. What a platform engineer expects is the store back: a new attempt recreates the namespace and
+/// reinstalls the release (an empty store), said in a Warning Event and in the conditions.
+async fn namespace_lost(
+    store: &Store,
+    id: &StoreId,
+    mut previous: StoreStatus,
+    state: NamespaceState,
+    ctx: &Context,
+) -> Result<StoreStatus> {
+    let what = match state {
+        NamespaceState::Foreign => "was replaced by one that is not this store's",
+        NamespaceState::Terminating => "is being deleted",
+        NamespaceState::Missing | NamespaceState::Active => "is gone",
+    };
+    let message = format!(
+        "namespace {id} {what} although the store was Ready (deleted outside Storefleet; the store's \
+         data went with it): recreating the namespace and reinstalling the release"
+    );
+    tracing::warn!(store_id = %id, "{message}");
+    ctx.event(
+        store,
+        EventType::Warning,
+        NAMESPACE_LOST,
+        "Heal",
+        message.as_str(),
+    )
+    .await;
+    // Whatever was released lived in that namespace.
+    previous.released_generation = None;
+    status::set_condition(
+        &mut previous.conditions,
+        NAMESPACE_READY,
+        false,
+        NAMESPACE_LOST,
+        &message,
+        store.metadata.generation,
+    );
+    start_attempt(store, id, previous, ctx, NAMESPACE_LOST, &message).await
 }
 
 async fn start_attempt(
@@ -116,13 +168,15 @@ async fn start_attempt(
     id: &StoreId,
     previous: StoreStatus,
     ctx: &Context,
+    reason: &str,
+    message: &str,
 ) -> Result<StoreStatus> {
     let generation = store.metadata.generation;
     let mut st = StoreStatus {
         phase: Some(Phase::Provisioning),
         conditions: previous.conditions,
         url: Some(ctx.urls.url(id)),
-        message: Some("provisioning started".into()),
+        message: Some(message.into()),
         ready_at: None,
         provisioning_started_at: Some(Time(Timestamp::now())),
         observed_generation: generation,
@@ -132,8 +186,8 @@ async fn start_attempt(
         &mut st.conditions,
         READY,
         false,
-        "Provisioning",
-        "provisioning started",
+        reason,
+        message,
         generation,
     );
     status::write(&ctx.stores, id.as_str(), &st).await?;
@@ -183,14 +237,7 @@ async fn provision(
         let ns = namespace::observe(&ctx.client, id, store).await?;
         if ns == NamespaceState::Active {
             // Also after a restart that lost the write which would have said so.
-            status::set_condition(
-                &mut st.conditions,
-                NAMESPACE_READY,
-                true,
-                "Created",
-                format!("namespace {id} exists"),
-                generation,
-            );
+            namespace_ready(&mut st, id, generation);
         }
         let needs_helm = ns == NamespaceState::Active && st.released_generation != generation;
         if needs_helm && !bound {
@@ -222,14 +269,9 @@ async fn provision(
                     // Created by someone else meanwhile, or being deleted: the next pass sees which.
                     continue;
                 }
-                status::set_condition(
-                    &mut st.conditions,
-                    NAMESPACE_READY,
-                    true,
-                    "Created",
-                    format!("namespace {id} exists"),
-                    generation,
-                );
+                // A new namespace holds no release (one installed earlier went with the old one).
+                st.released_generation = None;
+                namespace_ready(&mut st, id, generation);
                 status::write(&ctx.stores, id.as_str(), &st).await?;
                 tracing::info!(store_id = %id, "namespace created");
                 ctx.event(
@@ -255,14 +297,16 @@ async fn provision(
             }
             NextAction::WaitForNamespace => {
                 let message = format!("namespace {id} is still being deleted");
-                status::set_condition(
-                    &mut st.conditions,
-                    NAMESPACE_READY,
-                    false,
-                    "Terminating",
-                    &message,
-                    generation,
-                );
+                if !namespace_was_lost(&st) {
+                    status::set_condition(
+                        &mut st.conditions,
+                        NAMESPACE_READY,
+                        false,
+                        "Terminating",
+                        &message,
+                        generation,
+                    );
+                }
                 st.message = Some(message.clone());
                 status::write(&ctx.stores, id.as_str(), &st).await?;
                 return Ok(Action::requeue(
@@ -383,6 +427,7 @@ async fn check_readiness(
             actor: "controller".into(),
             action: AuditAction::Ready,
             store_id: Some(id.to_string()),
+            store_owner: Some(store.spec.owner.clone()),
             outcome: "ready".into(),
             detail: format!("ready at {}", ctx.urls.url(id)),
             remote_addr: None,
@@ -394,6 +439,7 @@ async fn check_readiness(
         // (and clears `ready_at`), but that is not how long the store took to come up.
         if before.ready_at.is_none()
             && generation.unwrap_or(1) <= 1
+            && status::condition(&st, NAMESPACE_READY).is_none_or(|c| c.reason != RECREATED)
             && let Some(Time(created)) = &store.metadata.creation_timestamp
         {
             let elapsed = Timestamp::now().duration_since(*created);
@@ -435,6 +481,34 @@ async fn check_readiness(
         ctx.readiness_poll()
             .map_or(at_deadline, |poll| poll.min(at_deadline)),
     ))
+}
+
+/// NamespaceReady=True, once: `Recreated` when the namespace of a Ready store had been lost, so that
+/// stays visible after the store is Ready again.
+fn namespace_ready(st: &mut StoreStatus, id: &StoreId, generation: Option<i64>) {
+    if status::condition(st, NAMESPACE_READY).is_some_and(|c| c.status == "True") {
+        return;
+    }
+    let (reason, message) = if namespace_was_lost(st) {
+        (
+            RECREATED,
+            format!("namespace {id} was recreated after it was deleted outside Storefleet"),
+        )
+    } else {
+        ("Created", format!("namespace {id} exists"))
+    };
+    status::set_condition(
+        &mut st.conditions,
+        NAMESPACE_READY,
+        true,
+        reason,
+        message,
+        generation,
+    );
+}
+
+fn namespace_was_lost(st: &StoreStatus) -> bool {
+    status::condition(st, NAMESPACE_READY).is_some_and(|c| c.reason == NAMESPACE_LOST)
 }
 
 /// Binds the store role in the store namespace. `Some`: it was refused, retry then (the reason is in
@@ -614,6 +688,7 @@ async fn fail_with(
         actor: "controller".into(),
         action: AuditAction::Failed,
         store_id: Some(id.to_string()),
+        store_owner: Some(store.spec.owner.clone()),
         outcome: reason.clone(),
         detail: message.clone(),
         remote_addr: None,

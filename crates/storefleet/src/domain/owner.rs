@@ -1,8 +1,8 @@
-//! Who owns a store. For now every API caller is the admin; the data model already carries the owner
-//! so that users can come later without a migration.
+//! Who owns a store: the name of the user who created it (see [`UserName`]). Looser than a user name,
+//! because stores made before users existed, or with kubectl, carry whatever `spec.owner` says.
 use std::fmt;
 
-use super::DomainError;
+use super::{DomainError, UserName};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Owner(String);
@@ -58,6 +58,12 @@ pub fn label_safe(raw: &str) -> String {
         "unknown".to_owned()
     } else {
         trimmed.to_owned()
+    }
+}
+
+impl From<&UserName> for Owner {
+    fn from(name: &UserName) -> Self {
+        Self(name.as_str().to_owned())
     }
 }
 

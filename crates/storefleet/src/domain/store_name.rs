@@ -1,4 +1,5 @@
-//! The store's display name (any Unicode): trimmed, 1..=64 characters, no control characters.
+//! The store's display name (any Unicode): trimmed, 1..=64 characters, no control characters and no
+//! bidirectional overrides. Kept as sent otherwise (not normalised: NFC and NFD spellings differ).
 use std::fmt;
 
 use super::DomainError;
@@ -19,7 +20,7 @@ impl StoreName {
         if chars > Self::MAX_CHARS {
             return Err(DomainError::NameTooLong(chars));
         }
-        if name.chars().any(char::is_control) {
+        if name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
             return Err(DomainError::NameHasControlCharacters);
         }
         Ok(Self(name.to_owned()))
@@ -32,6 +33,12 @@ impl StoreName {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Bidi embeddings, overrides and isolates reorder the text around them when displayed ("Trojan
+/// Source"): `Shop\u{202E}gnp.exe` shows as `Shopexe.png`. Marks (LRM, RLM) and joiners stay allowed.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl fmt::Display for StoreName {
@@ -53,6 +60,8 @@ mod tests {
                 .as_str(),
             "Café \"Zürich\" 🛒 'quoted' #1: yes"
         );
+        // Joiners make emoji sequences; they are not bidi controls.
+        assert!(StoreName::parse("👩\u{200D}👩\u{200D}👧 שלום").is_ok());
     }
 
     #[test]
@@ -77,6 +86,9 @@ mod tests {
             "bell\u{7}",
             "del\u{7f}",
             "c1\u{85}x",
+            "Shop\u{202E}gnp.exe",
+            "\u{202D}ltr",
+            "iso\u{2067}late\u{2069}",
         ] {
             assert_eq!(
                 StoreName::parse(bad),

@@ -13,6 +13,10 @@ pub enum Action {
     Failed,
     Denied,
     CredentialsRevealed,
+    UserCreated,
+    UserUpdated,
+    TokenCreated,
+    TokenRevoked,
 }
 
 impl Action {
@@ -24,6 +28,10 @@ impl Action {
             Action::Failed => "failed",
             Action::Denied => "denied",
             Action::CredentialsRevealed => "credentials_revealed",
+            Action::UserCreated => "user_created",
+            Action::UserUpdated => "user_updated",
+            Action::TokenCreated => "token_created",
+            Action::TokenRevoked => "token_revoked",
         }
     }
 }
@@ -34,6 +42,9 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: Action,
     pub store_id: Option<String>,
+    /// The owner of that store: members see entries about their stores (and the ones they made
+    /// about no store).
+    pub store_owner: Option<String>,
     pub outcome: String,
     pub detail: String,
     pub remote_addr: Option<String>,
@@ -44,11 +55,14 @@ pub struct AuditEntry {
 pub struct AuditRecord {
     pub id: i64,
     pub at: DateTime<Utc>,
-    /// `admin`, `controller`, or `anonymous` for unauthenticated requests.
+    /// A user's name, `controller`, `storefleet` (start-up), or `anonymous` for unauthenticated requests.
     pub actor: String,
-    /// create, delete, ready, failed, denied or credentials_revealed.
+    /// create, delete, ready, failed, denied, credentials_revealed, user_created, user_updated,
+    /// token_created or token_revoked.
     pub action: String,
     pub store_id: Option<String>,
+    /// The owner of that store.
+    pub store_owner: Option<String>,
     pub outcome: String,
     pub detail: String,
     pub remote_addr: Option<String>,
@@ -68,13 +82,14 @@ impl AuditLog {
     /// action it describes (the action already happened in the cluster).
     pub async fn record(&self, entry: AuditEntry) {
         let result = sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, store_id, outcome, detail, remote_addr) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (at, actor, action, store_id, store_owner, outcome, detail, remote_addr) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(Utc::now())
         .bind(&entry.actor)
         .bind(entry.action.as_str())
         .bind(&entry.store_id)
+        .bind(&entry.store_owner)
         .bind(&entry.outcome)
         .bind(&entry.detail)
         .bind(&entry.remote_addr)
@@ -89,18 +104,23 @@ impl AuditLog {
         }
     }
 
-    /// Newest first.
+    /// Newest first. `member`: only what that user may read: entries about their stores, and the ones
+    /// they made about no store (an attempt on another user's store is about that user's store).
     pub async fn list(
         &self,
         limit: u32,
         store_id: Option<&str>,
+        member: Option<&str>,
     ) -> Result<Vec<AuditRecord>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT id, at, actor, action, store_id, outcome, detail, remote_addr FROM audit_log \
-             WHERE (?1 IS NULL OR store_id = ?1) ORDER BY id DESC LIMIT ?2",
+            "SELECT id, at, actor, action, store_id, store_owner, outcome, detail, remote_addr \
+             FROM audit_log WHERE (?1 IS NULL OR store_id = ?1) \
+             AND (?3 IS NULL OR store_owner = ?3 OR (store_owner IS NULL AND actor = ?3)) \
+             ORDER BY id DESC LIMIT ?2",
         )
         .bind(store_id)
         .bind(i64::from(limit))
+        .bind(member)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -111,6 +131,7 @@ impl AuditLog {
                     actor: row.try_get("actor")?,
                     action: row.try_get("action")?,
                     store_id: row.try_get("store_id")?,
+                    store_owner: row.try_get("store_owner")?,
                     outcome: row.try_get("outcome")?,
                     detail: row.try_get("detail")?,
                     remote_addr: row.try_get("remote_addr")?,

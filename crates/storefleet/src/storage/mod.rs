@@ -1,7 +1,8 @@
-//! Storage of the audit log and idempotency keys. SQLite only for now; everything else talks to
-//! [`Database`] and the two small stores below, so a PostgreSQL backend can come in behind them.
+//! Storage of the audit log, idempotency keys, users and tokens. SQLite only for now; everything else
+//! talks to [`Database`] and the small stores below, so a PostgreSQL backend can come in behind them.
 mod audit;
 mod idempotency;
+mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 pub use audit::{Action, AuditEntry, AuditLog, AuditRecord};
 pub use idempotency::{IdempotencyStore, StoredAnswer};
+pub use users::{AuthFailure, Authenticated, Bootstrap, TokenInfo, User, UserError, Users};
 
 #[derive(Clone)]
 pub struct Database {
@@ -53,11 +55,17 @@ impl Database {
     pub fn idempotency(&self) -> IdempotencyStore {
         IdempotencyStore::new(self.pool.clone())
     }
+
+    pub fn users(&self) -> Users {
+        Users::new(self.pool.clone())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Role, UserId, UserName};
+    use chrono::Utc;
 
     async fn temp_db() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
@@ -71,6 +79,7 @@ mod tests {
             actor: "admin".into(),
             action,
             store_id: store_id.map(str::to_owned),
+            store_owner: store_id.map(|_| "admin".to_owned()),
             outcome: "ok".into(),
             detail: String::new(),
             remote_addr: Some("127.0.0.1:1".into()),
@@ -88,12 +97,12 @@ mod tests {
         audit
             .record(entry(Action::Ready, Some("store-000001")))
             .await;
-        let all = audit.list(10, None).await.unwrap();
+        let all = audit.list(10, None, None).await.unwrap();
         let actions: Vec<&str> = all.iter().map(|r| r.action.as_str()).collect();
         assert_eq!(actions, ["ready", "denied", "create"]);
-        let one = audit.list(10, Some("store-000001")).await.unwrap();
+        let one = audit.list(10, Some("store-000001"), None).await.unwrap();
         assert_eq!(one.len(), 2);
-        assert_eq!(audit.list(1, None).await.unwrap().len(), 1);
+        assert_eq!(audit.list(1, None, None).await.unwrap().len(), 1);
         db.ping().await.unwrap();
     }
 
@@ -125,5 +134,241 @@ mod tests {
             again.idempotency().find("admin", "k").await.unwrap(),
             Some(first)
         );
+    }
+
+    #[tokio::test]
+    async fn members_read_entries_about_their_stores_and_their_own() {
+        let (_dir, db) = temp_db().await;
+        let audit = db.audit();
+        let at = |actor: &str, store: Option<(&str, &str)>| AuditEntry {
+            actor: actor.into(),
+            action: Action::Denied,
+            store_id: store.map(|(id, _)| id.to_owned()),
+            store_owner: store.map(|(_, owner)| owner.to_owned()),
+            outcome: "x".into(),
+            detail: format!("{actor} {store:?}"),
+            remote_addr: None,
+        };
+        audit
+            .record(at("alice", Some(("store-00000a", "alice"))))
+            .await;
+        audit
+            .record(at("controller", Some(("store-00000a", "alice"))))
+            .await;
+        audit.record(at("alice", None)).await;
+        // Bob's attempt on alice's store is about alice's store: bob does not see it, alice does.
+        audit
+            .record(at("bob", Some(("store-00000a", "alice"))))
+            .await;
+        audit.record(at("bob", None)).await;
+        audit.record(at("admin", None)).await;
+        let details = |records: Vec<AuditRecord>| -> Vec<String> {
+            records.into_iter().map(|r| r.detail).collect()
+        };
+        let alice = details(audit.list(100, None, Some("alice")).await.unwrap());
+        assert_eq!(alice.len(), 4, "{alice:?}");
+        assert!(
+            alice
+                .iter()
+                .all(|d| !d.starts_with("admin") && d != "bob None")
+        );
+        let bob = details(audit.list(100, None, Some("bob")).await.unwrap());
+        assert_eq!(bob, ["bob None"]);
+        let bob_about = audit
+            .list(100, Some("store-00000a"), Some("bob"))
+            .await
+            .unwrap();
+        assert!(bob_about.is_empty());
+        assert_eq!(audit.list(100, None, None).await.unwrap().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn users_tokens_and_authentication() {
+        let (_dir, db) = temp_db().await;
+        let users = db.users();
+        let alice = UserName::parse("alice").unwrap();
+        let (user, token, info) = users.create(&alice, Role::Member, 3, None).await.unwrap();
+        assert_eq!(
+            (user.role, user.max_stores, user.disabled),
+            (Role::Member, 3, false)
+        );
+        assert!(matches!(
+            users.create(&alice, Role::Admin, 1, None).await,
+            Err(UserError::NameTaken(_))
+        ));
+        let ok = users.authenticate(token.expose()).await.unwrap().unwrap();
+        assert_eq!(
+            (ok.user.name.as_str(), &ok.token_id),
+            ("alice", &info.token_id)
+        );
+        assert_eq!(
+            users.authenticate("sf_nope").await.unwrap().unwrap_err(),
+            AuthFailure::Unknown
+        );
+        // Only the digest is stored.
+        let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        assert!(
+            stored
+                .iter()
+                .all(|h| h.len() == 32 && h != token.expose().as_bytes())
+        );
+
+        // A second token; revoking it leaves the first working, and is idempotent.
+        let (second, second_info) = users.issue_token(&user.user_id, None).await.unwrap();
+        let revoked = users
+            .revoke_token(&user.user_id, &second_info.token_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(revoked.revoked_at.is_some());
+        assert_eq!(
+            users
+                .revoke_token(&user.user_id, &second_info.token_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            revoked.revoked_at
+        );
+        assert_eq!(
+            users
+                .authenticate(second.expose())
+                .await
+                .unwrap()
+                .unwrap_err(),
+            AuthFailure::Revoked(second_info.token_id.clone())
+        );
+        assert!(users.authenticate(token.expose()).await.unwrap().is_ok());
+        // Another user's token id is not this user's to revoke.
+        let (bob, _, bob_token) = users
+            .create(&UserName::parse("bob").unwrap(), Role::Member, 1, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            users
+                .revoke_token(&user.user_id, &bob_token.token_id)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            users
+                .authenticate_token_id(&bob_token.token_id)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+
+        // Expired.
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        let (old, old_info) = users.issue_token(&user.user_id, Some(past)).await.unwrap();
+        assert_eq!(
+            users.authenticate(old.expose()).await.unwrap().unwrap_err(),
+            AuthFailure::Expired(old_info.token_id)
+        );
+
+        // Disabled: every token refused, sessions too; enabling again restores them.
+        let disabled = users
+            .update(&user.user_id, Some(7), Some(true))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((disabled.max_stores, disabled.disabled), (7, true));
+        assert_eq!(
+            users
+                .authenticate(token.expose())
+                .await
+                .unwrap()
+                .unwrap_err(),
+            AuthFailure::Disabled(info.token_id.clone())
+        );
+        assert!(
+            users
+                .authenticate_token_id(&info.token_id)
+                .await
+                .unwrap()
+                .is_err()
+        );
+        let enabled = users
+            .update(&user.user_id, None, Some(false))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((enabled.max_stores, enabled.disabled), (7, false));
+        assert!(users.authenticate(token.expose()).await.unwrap().is_ok());
+        assert_eq!(
+            users
+                .update(&UserId::random(), Some(1), None)
+                .await
+                .unwrap(),
+            None
+        );
+
+        let listed: Vec<String> = users
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name.to_string())
+            .collect();
+        assert_eq!(listed, ["alice", "bob"]);
+        assert_eq!(users.tokens(Some(&user.user_id)).await.unwrap().len(), 3);
+        assert_eq!(users.tokens(Some(&bob.user_id)).await.unwrap().len(), 1);
+        assert_eq!(users.tokens(None).await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn bootstrap_admin_token() {
+        let (dir, db) = temp_db().await;
+        let users = db.users();
+        // No flag, first start: one token generated, and only once.
+        let Bootstrap::Generated(secret, _) = users.bootstrap(None, 5).await.unwrap() else {
+            panic!("expected a generated token");
+        };
+        let admin = users.authenticate(secret.expose()).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                admin.user.name.as_str(),
+                admin.user.role,
+                admin.user.max_stores
+            ),
+            ("admin", Role::Admin, 5)
+        );
+        assert!(matches!(
+            users.bootstrap(None, 5).await.unwrap(),
+            Bootstrap::Kept
+        ));
+
+        // With the flag: that token works, across restarts, and replaces the generated one.
+        assert!(matches!(
+            users.bootstrap(Some("flag-one"), 9).await.unwrap(),
+            Bootstrap::FromFlag
+        ));
+        assert!(matches!(
+            users.bootstrap(Some("flag-one"), 9).await.unwrap(),
+            Bootstrap::FromFlag
+        ));
+        let by_flag = users.authenticate("flag-one").await.unwrap().unwrap();
+        assert_eq!(
+            (by_flag.user.user_id.clone(), by_flag.user.max_stores),
+            (admin.user.user_id.clone(), 9)
+        );
+        assert!(users.authenticate(secret.expose()).await.unwrap().is_err());
+        // The flag changes: the old one stops working.
+        users.bootstrap(Some("flag-two"), 9).await.unwrap();
+        assert!(users.authenticate("flag-one").await.unwrap().is_err());
+        assert!(users.authenticate("flag-two").await.unwrap().is_ok());
+        // Without the flag later, the live flag token is kept: nothing is generated or printed.
+        drop(db);
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let again = Database::connect(&url).await.unwrap().users();
+        assert!(matches!(
+            again.bootstrap(None, 9).await.unwrap(),
+            Bootstrap::Kept
+        ));
+        assert_eq!(again.list().await.unwrap().len(), 1, "one built-in admin");
     }
 }

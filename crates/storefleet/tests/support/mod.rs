@@ -7,6 +7,9 @@
 //! and force-removes what is left if the server is dead.
 #![allow(dead_code)]
 
+pub mod orphans;
+pub mod private_cluster;
+
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -32,6 +35,8 @@ pub struct Options {
     pub wait_limit: &'static str,
     /// Extra values files content (YAML), written to temp files and passed with `--values`.
     pub extra_values: Vec<String>,
+    /// More `storefleet serve` flags, appended last (a later flag wins for single-valued ones).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -41,6 +46,7 @@ impl Default for Options {
             max_stores: 5,
             wait_limit: "60s",
             extra_values: Vec::new(),
+            extra_args: Vec::new(),
         }
     }
 }
@@ -67,7 +73,11 @@ fn random_hex(len: usize) -> String {
 
 impl Server {
     pub async fn start(test: &str, options: Options) -> Server {
-        let cluster = testkit::cluster().await;
+        Self::start_on(testkit::cluster().await, test, options).await
+    }
+
+    /// Like [`Server::start`], against another cluster than the shared one (see [`private_cluster`]).
+    pub async fn start_on(cluster: Cluster, test: &str, options: Options) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let instance = format!("t-{test}-{}", random_hex(6));
         assert!(instance.len() <= 63, "instance name too long: {instance}");
@@ -109,6 +119,7 @@ impl Server {
             args.push("--values".into());
             args.push(path.into());
         }
+        args.extend(options.extra_args.iter().map(OsString::from));
         let log_path = dir.path().join("server.log");
         let mut server = Server {
             cluster,
@@ -210,6 +221,25 @@ impl Server {
         self.http
             .request(method, self.url(path))
             .bearer_auth(&self.token)
+    }
+
+    /// A request with another bearer token (a user's).
+    pub fn as_user(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    /// Creates a user through the admin API and answers the 201 body (`user_id`, `token`, ...).
+    pub async fn create_user(&self, name: &str, role: &str, max_stores: u32) -> Value {
+        let r = self
+            .req(Method::POST, "/users")
+            .json(&serde_json::json!({"name": name, "role": role, "max_stores": max_stores}))
+            .send()
+            .await
+            .expect("POST /users");
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, StatusCode::CREATED, "POST /users {name}: {body}");
+        body
     }
 
     pub async fn create(&self, body: Value) -> Response {

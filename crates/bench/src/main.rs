@@ -1,0 +1,353 @@
+//! `storefleet-bench`: benchmarks of the release control plane on a test cluster whose node (the
+//! kubelet stand-in) reports pods Ready at once. `scripts/bench` builds, starts a private cluster,
+//! runs this and stops the cluster; method and figures are in docs/benchmarks.md.
+//!
+//! 1. provisioning overhead: POST to Ready through Storefleet vs the same helm argv run directly and
+//!    waited for the same readiness, interleaved round by round;
+//! 2. a batch of stores requested at once vs batch size x the single-store time of (1);
+//! 3. `GET /stores` latency with many Store objects, at a fixed concurrency;
+//! 4. resident memory, idle and with many Store objects;
+//! 5. last pod Ready to Store Ready, from (1).
+mod control_plane;
+mod load;
+mod provision;
+mod seed;
+mod stats;
+mod watch;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use kube::Client;
+
+use control_plane::{ControlPlane, Memory, Settings, mb};
+use provision::{Direct, random_id};
+use stats::{Row, median, millis, secs};
+
+#[derive(Parser)]
+#[command(
+    about = "Benchmarks of the Storefleet control plane on a test cluster (see scripts/bench)"
+)]
+struct Args {
+    /// The `storefleet` binary under test (build it with --release).
+    #[arg(long, default_value = "target/release/storefleet")]
+    storefleet: PathBuf,
+    /// The store chart.
+    #[arg(long, default_value = "charts/store")]
+    chart: PathBuf,
+    /// The helm binary (the test cluster's env file sets STOREFLEET_HELM).
+    #[arg(long, env = "STOREFLEET_HELM")]
+    helm: PathBuf,
+    /// Rounds of bench 1 (each: one store through Storefleet, one directly, alternating order).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Stores requested at once in bench 2.
+    #[arg(long, default_value_t = 20)]
+    batch: usize,
+    /// Runs of bench 2.
+    #[arg(long, default_value_t = 3)]
+    batch_runs: usize,
+    /// `--max-parallel` of the control plane (helm operations at once).
+    #[arg(long, default_value_t = 4)]
+    max_parallel: u16,
+    /// Store objects for benches 3 and 4 (repeat for several sizes, e.g. `--seed 200 --seed 1000`).
+    #[arg(long, default_values_t = [1000])]
+    seed: Vec<usize>,
+    /// `GET /stores` requests per measurement.
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// Concurrent `GET /stores` clients (repeat for several: each is measured on the same stores).
+    #[arg(long, default_values_t = [1, 2, 8])]
+    concurrency: Vec<usize>,
+    /// Wait after start (and after the cache is filled) before reading memory.
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    settle: Duration,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    provision::chart_ok(&args.chart)?;
+    let client = Client::try_default()
+        .await
+        .context("no cluster: set KUBECONFIG (source target/testcluster-bench/env)")?;
+    let dir = tempfile::tempdir()?;
+    let settings = Settings {
+        binary: args
+            .storefleet
+            .canonicalize()
+            .with_context(|| format!("no binary {}", args.storefleet.display()))?,
+        chart: args.chart.canonicalize()?,
+        helm: args.helm.clone(),
+        instance: format!("bench-{}", &random_id()["store-".len()..]),
+        max_stores: 5000,
+        max_parallel: args.max_parallel,
+        dir: dir.path().to_path_buf(),
+    };
+    let token = format!("bench-{}", random_id());
+    let started = Instant::now();
+    eprintln!(
+        "[bench] instance {}, control plane log {}",
+        settings.instance,
+        dir.path().join("storefleet.log").display()
+    );
+    let result = run(&args, &settings, &token, &client).await;
+    // Whatever happened: leave no seeded Store behind (the control plane is stopped by then).
+    if let Ok(n) = seed::remove(&client, &settings.instance).await
+        && n > 0
+    {
+        eprintln!("[bench] removed {n} leftover Store object(s)");
+    }
+    if result.is_err() {
+        // Keep the log for a post-mortem.
+        let kept = dir.keep();
+        eprintln!(
+            "[bench] failed; control plane log kept in {}",
+            kept.display()
+        );
+    }
+    let rows = result?;
+    println!();
+    stats::print_table(&rows);
+    println!(
+        "\nmax-parallel {}; {} rounds; batch {} x {} runs; GET /stores {} requests at concurrency {:?}; total {:.0} s",
+        args.max_parallel,
+        args.rounds,
+        args.batch,
+        args.batch_runs,
+        args.requests,
+        args.concurrency,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn run(
+    args: &Args,
+    settings: &Settings,
+    token: &str,
+    client: &Client,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let cp = ControlPlane::start(settings, token).await?;
+    tokio::time::sleep(args.settle).await;
+    let idle = cp.memory()?;
+    eprintln!(
+        "[bench] idle: VmRSS {}, VmHWM {}",
+        mb(idle.rss),
+        mb(idle.hwm)
+    );
+
+    // 1 and 5: interleaved rounds, order alternating so neither side always runs first.
+    let direct = Direct::new(args.helm.clone(), settings.chart.clone())?;
+    let (mut ours, mut theirs, mut after_pod, mut after_workloads) =
+        (vec![], vec![], vec![], vec![]);
+    let mut template = None;
+    for round in 0..args.rounds {
+        for side in [round % 2, 1 - round % 2] {
+            if side == 0 {
+                let p = provision::via_storefleet(&cp, client, &settings.instance).await?;
+                eprintln!(
+                    "[bench] round {round}: storefleet {} (last pod Ready -> Store Ready {}, workloads ready -> Store Ready {})",
+                    secs(p.total),
+                    p.after_last_pod.map_or("?".into(), millis),
+                    p.after_workloads.map_or("?".into(), millis),
+                );
+                ours.push(p.total);
+                after_pod.extend(p.after_last_pod);
+                after_workloads.extend(p.after_workloads);
+                provision::delete_via_storefleet(&cp, client, &settings.instance, &[p.id]).await?;
+                template = Some(p.object);
+            } else {
+                let id = random_id();
+                let t = direct.provision(client, &id).await?;
+                eprintln!("[bench] round {round}: direct helm {}", secs(t));
+                theirs.push(t);
+                direct.remove(client, &id).await?;
+            }
+        }
+    }
+    let (single, base) = (median(&ours), median(&theirs));
+    let ratio = single.as_secs_f64() / base.as_secs_f64();
+    rows.push(Row {
+        bench: format!("1 POST to Ready, median of {}", ours.len()),
+        storefleet: secs(single),
+        baseline: format!("{} (helm upgrade --install + wait)", secs(base)),
+        ratio: format!("{ratio:.2}"),
+        target: "<= 1.25".into(),
+        met: Some(ratio <= 1.25),
+    });
+    eprintln!(
+        "[bench] 1: storefleet [{}], direct [{}]",
+        stats::list(&ours, secs),
+        stats::list(&theirs, secs)
+    );
+
+    // 2: a batch at once vs batch x single-store time (of this run).
+    let mut walls = Vec::new();
+    let mut with_real = None;
+    for run in 0..args.batch_runs {
+        let (wall, ids) = provision::batch(&cp, client, &settings.instance, args.batch).await?;
+        eprintln!(
+            "[bench] batch run {run}: {} stores Ready in {}",
+            args.batch,
+            secs(wall)
+        );
+        walls.push(wall);
+        with_real = Some(cp.memory()?);
+        provision::delete_via_storefleet(&cp, client, &settings.instance, &ids).await?;
+    }
+    let wall = median(&walls);
+    let serial = single * args.batch as u32;
+    let ratio = wall.as_secs_f64() / serial.as_secs_f64();
+    rows.push(Row {
+        bench: format!(
+            "2 {} stores at once, median of {} (max-parallel {})",
+            args.batch,
+            walls.len(),
+            args.max_parallel
+        ),
+        storefleet: secs(wall),
+        baseline: format!("{} ({} x {})", secs(serial), args.batch, secs(single)),
+        ratio: format!("{ratio:.2}"),
+        target: "<= 0.35".into(),
+        met: Some(ratio <= 0.35),
+    });
+    eprintln!("[bench] 2: walls [{}]", stats::list(&walls, secs));
+
+    let last_pod = median(&after_pod);
+    rows.push(Row {
+        bench: format!(
+            "5 last pod Ready -> Store Ready, median of {}",
+            after_pod.len()
+        ),
+        storefleet: millis(last_pod),
+        baseline: format!(
+            "workloads ready -> Store Ready {}",
+            millis(median(&after_workloads))
+        ),
+        ratio: "–".into(),
+        target: "<= 200 ms".into(),
+        met: Some(last_pod <= Duration::from_millis(200) && !after_pod.is_empty()),
+    });
+    eprintln!(
+        "[bench] 5: last pod -> Ready [{}]; workloads -> Ready [{}]",
+        stats::list(&after_pod, millis),
+        stats::list(&after_workloads, millis)
+    );
+    cp.stop().await?;
+
+    // 3 and 4: Store objects written while the control plane is stopped, then a fresh start.
+    let template = template.context("bench 1 provisioned no store")?;
+    let mut memory_rows = vec![Row {
+        bench: "4 resident memory, idle (VmRSS)".into(),
+        storefleet: mb(idle.rss),
+        baseline: format!("peak {}", mb(idle.hwm)),
+        ratio: "–".into(),
+        target: "–".into(),
+        met: None,
+    }];
+    if let Some(m) = with_real {
+        memory_rows.push(Row {
+            bench: format!("4 resident memory, {} real stores Ready", args.batch),
+            storefleet: mb(m.rss),
+            baseline: format!("peak {}", mb(m.hwm)),
+            ratio: "–".into(),
+            target: "–".into(),
+            met: None,
+        });
+    }
+    for &n in &args.seed {
+        let (loads, loaded, after) =
+            with_seeded(args, settings, token, client, &template, n).await?;
+        for (concurrency, latencies) in loads {
+            rows.push(Row {
+            bench: format!(
+                "3 GET /stores, {n} stores, {} req at concurrency {concurrency}: p50 / p99 / max",
+                latencies.samples.len(),
+            ),
+            storefleet: format!(
+                "{} / {} / {}",
+                millis(latencies.p(50.0)),
+                millis(latencies.p(99.0)),
+                millis(latencies.max())
+            ),
+            baseline: format!("{:.0} req/s", latencies.per_second()),
+            ratio: "–".into(),
+            target: "p99 <= 5 ms".into(),
+            met: Some(latencies.p(99.0) <= Duration::from_millis(5)),
+        });
+        }
+        memory_rows.push(Row {
+            bench: format!("4 resident memory, {n} Store objects (VmRSS)"),
+            storefleet: mb(loaded.rss),
+            baseline: format!("after bench 3 {}, peak {}", mb(after.rss), mb(after.hwm)),
+            ratio: "–".into(),
+            target: "<= 40 MB".into(),
+            met: Some(loaded.rss <= 40_000_000),
+        });
+    }
+    rows.extend(memory_rows);
+    Ok(rows)
+}
+
+/// Seeds `n` Stores, starts a fresh control plane over them, waits until its cache holds them all,
+/// reads its memory, runs the `GET /stores` load, reads memory again; then removes them.
+async fn with_seeded(
+    args: &Args,
+    settings: &Settings,
+    token: &str,
+    client: &Client,
+    template: &kube::api::DynamicObject,
+    n: usize,
+) -> anyhow::Result<(Vec<(usize, load::Latencies)>, Memory, Memory)> {
+    let t0 = Instant::now();
+    seed::create(client, template, n).await?;
+    eprintln!("[bench] seeded {n} Store objects in {}", secs(t0.elapsed()));
+    let cp = ControlPlane::start(settings, token).await?;
+    let t0 = Instant::now();
+    while cp.cached_stores().await? < n as u64 {
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(300),
+            "the controller's cache did not reach {n} stores"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "[bench] control plane holds {n} stores {} after /readyz",
+        secs(t0.elapsed())
+    );
+    tokio::time::sleep(args.settle).await;
+    let loaded = cp.memory()?;
+    let mut loads = Vec::new();
+    for &concurrency in &args.concurrency {
+        let latencies = load::list_stores(&cp, args.requests, concurrency, n).await?;
+        eprintln!(
+            "[bench] {n} stores, concurrency {concurrency}: GET /stores p50 {} p99 {} max {} {:.0} req/s",
+            millis(latencies.p(50.0)),
+            millis(latencies.p(99.0)),
+            millis(latencies.max()),
+            latencies.per_second()
+        );
+        loads.push((concurrency, latencies));
+    }
+    let after = cp.memory()?;
+    eprintln!(
+        "[bench] {n} stores: VmRSS {} (after GET load {}, peak {})",
+        mb(loaded.rss),
+        mb(after.rss),
+        mb(after.hwm),
+    );
+    cp.stop().await?;
+    seed::remove(client, &settings.instance).await?;
+    Ok((loads, loaded, after))
+}
