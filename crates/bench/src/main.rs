@@ -41,7 +41,7 @@ struct Args {
     #[arg(long, env = "STOREFLEET_HELM")]
     helm: PathBuf,
     /// Rounds of bench 1 (each: one store through Storefleet, one directly, alternating order).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     rounds: usize,
     /// Stores requested at once in bench 2.
     #[arg(long, default_value_t = 20)]

@@ -252,11 +252,23 @@ pub async fn refuse_oversized_body(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > super::BODY_LIMIT as u64) {
-        return payload_too_large().into_response();
+    let Some(declared) = declared.filter(|&n| n > super::BODY_LIMIT as u64) else {
+        return next.run(req).await;
+    };
+    // Closing a connection with unread data resets it, and the client may then never read the 413:
+    // a body of plausible size is read and dropped first (briefly); an absurd one is not.
+    if declared <= DRAIN_LIMIT {
+        use futures::StreamExt as _;
+        let mut chunks = req.into_body().into_data_stream();
+        let drain = async { while let Some(Ok(_)) = chunks.next().await {} };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
     }
-    next.run(req).await
+    payload_too_large().into_response()
 }
+
+/// Bodies up to this size are read (and dropped) before a 413, so that the client reads the answer.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A request body axum could not read: too large (413) or broken (400).
 impl From<BytesRejection> for Problem {
