@@ -3,6 +3,7 @@
 //! `docs/security.md` describes the behaviour and the defaults.
 pub mod auth_failures;
 pub mod cors;
+pub mod head_size;
 pub mod headers;
 pub mod listener;
 pub mod rate_limit;
@@ -143,7 +144,8 @@ where
         .layer(middleware::from_fn_with_state(
             guard.clone(),
             rate_limit::limit,
-        ));
+        ))
+        .layer(middleware::from_fn(head_size::limit_head));
     if let Some(cors) = cors::layer(&guard.settings.cors_allow_origins) {
         router = router.layer(cors);
     }
