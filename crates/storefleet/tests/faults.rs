@@ -238,10 +238,7 @@ async fn helm_failing_ends_failed_with_helms_error_and_delete_cleans_up() {
     assert_eq!(failed, 1);
     server.assert_no_orphans().await;
 
-    let (status, _) = server.delete_store(&id).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    server.wait_gone(&id).await;
-    server.assert_no_orphans().await;
+    server.delete_leaving_nothing(&id).await;
 }
 
 #[tokio::test]
@@ -271,10 +268,7 @@ async fn crash_loop_ends_failed_naming_the_container_and_delete_cleans_up() {
     assert_eq!(server.helm_releases(&id), vec![id.clone()]);
     server.assert_no_orphans().await;
 
-    let (status, _) = server.delete_store(&id).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    server.wait_gone(&id).await;
-    server.assert_no_orphans().await;
+    server.delete_leaving_nothing(&id).await;
 }
 
 #[tokio::test]
@@ -342,10 +336,7 @@ async fn broken_image_fails_naming_the_image_and_delete_cleans_up() {
     // Failed is terminal: it stays Failed (no retry loop) and can be deleted.
     let (_, again) = server.get_json(&format!("/stores/{id}")).await;
     assert_eq!(again["status"], "Failed");
-    let (status, _) = server.delete_store(&id).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    server.wait_gone(&id).await;
-    server.assert_no_orphans().await;
+    server.delete_leaving_nothing(&id).await;
 }
 
 #[tokio::test]
@@ -397,10 +388,7 @@ async fn namespace_deleted_under_a_ready_store_is_recreated() {
     assert!(lost.message.as_deref().unwrap().contains("recreating"));
     server.assert_no_orphans().await;
 
-    let (status, _) = server.delete_store(&id).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    server.wait_gone(&id).await;
-    server.assert_no_orphans().await;
+    server.delete_leaving_nothing(&id).await;
 }
 
 #[tokio::test]

@@ -95,15 +95,7 @@ async fn the_openapi_document_holds_under_fuzzing() {
     eprintln!("{report}");
 
     // The server survived it, and what the fuzzer created goes away through the API.
-    let healthz = server
-        .http
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(healthz.status(), StatusCode::OK);
-    let log = server.log();
-    assert!(!log.contains("panicked"), "the server panicked:\n{log}");
+    server.assert_healthy().await;
     for store in server.cluster_stores().await {
         let id = store.metadata.name.unwrap();
         let (status, body) = server.delete_store(&id).await;

@@ -367,6 +367,22 @@ impl Server {
         read_log(&self.log_path)
     }
 
+    /// The server still answers `/healthz` and never panicked.
+    pub async fn assert_healthy(&self) {
+        let healthz = self.http.get(self.url("/healthz")).send().await.unwrap();
+        assert_eq!(healthz.status(), StatusCode::OK);
+        let log = self.log();
+        assert!(!log.contains("panicked"), "the server panicked:\n{log}");
+    }
+
+    /// Deletes a store through the API, waits until it is gone, and checks nothing is left over.
+    pub async fn delete_leaving_nothing(&self, id: &str) {
+        let (status, body) = self.delete_store(id).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "DELETE {id}: {body}");
+        self.wait_gone(id).await;
+        self.assert_no_orphans().await;
+    }
+
     fn cleanup(&mut self) {
         if std::env::var_os("STOREFLEET_KEEP_NAMESPACES").is_some() {
             return;
