@@ -376,13 +376,19 @@ impl StoreService {
             .await;
     }
 
-    /// The stores the caller may see (admins: all of this instance), oldest first.
-    pub async fn list(&self, caller: &Caller) -> Result<Vec<StoreView>, StoreError> {
-        let (visible, _) = self.visible(caller).await?;
-        Ok(visible.iter().map(|s| self.view(s)).collect())
+    /// Stores of this owner, counted as the quota counts them (deleting ones included).
+    pub async fn count_owned(&self, owner: &Owner) -> Result<usize, StoreError> {
+        Ok(self
+            .reads
+            .list(&self.list_params())
+            .await?
+            .iter()
+            .filter(|s| self.is_ours(s) && s.spec.owner == owner.as_str())
+            .count())
     }
 
-    /// [`StoreService::list`] as the JSON array `GET /stores` answers, from per-store cached bytes.
+    /// The stores the caller may see (admins: all of this instance), oldest first, as the JSON array
+    /// `GET /stores` answers, from per-store cached bytes.
     pub async fn list_json(&self, caller: &Caller) -> Result<Vec<u8>, StoreError> {
         let (visible, ours) = self.visible(caller).await?;
         Ok(self

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::problem::Problem;
 use super::session::{self, CookieAuth};
-use crate::storage::{Action, AuditEntry, AuthFailure, Authenticated};
+use crate::storage::{AuditEntry, AuthFailure, Authenticated};
 use crate::stores::Caller;
 
 fn bearer(req: &Request) -> Option<&str> {
@@ -99,17 +99,10 @@ pub async fn require_token(
             next.run(req).await
         }
         Err(Refused(outcome, client, audited)) => {
+            let detail = format!("{} {}: {audited}", req.method(), req.uri().path());
             state
                 .audit
-                .record(AuditEntry {
-                    actor: "anonymous".into(),
-                    action: Action::Denied,
-                    store_id: None,
-                    store_owner: None,
-                    outcome: outcome.into(),
-                    detail: format!("{} {}: {audited}", req.method(), req.uri().path()),
-                    remote_addr: remote,
-                })
+                .record(AuditEntry::anonymous_denial(outcome, detail, remote))
                 .await;
             if outcome == "cross-origin" {
                 session::cross_origin().into_response()

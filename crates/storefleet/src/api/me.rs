@@ -44,11 +44,7 @@ pub async fn me(
 
 pub async fn describe(state: &AppState, caller: &Caller) -> Result<Me, Problem> {
     // Counted as `POST /stores` counts: every store of this user, deleting ones included.
-    let stores = state.stores.list(caller).await?;
-    let used = stores
-        .iter()
-        .filter(|s| s.owner == caller.owner.as_str())
-        .count();
+    let used = state.stores.count_owned(&caller.owner).await?;
     Ok(Me {
         user_id: caller.user_id.to_string(),
         user: caller.owner.to_string(),

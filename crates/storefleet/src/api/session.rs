@@ -23,7 +23,7 @@ use super::auth::remote_addr;
 use super::me::{self, Me};
 use super::problem::{Problem, ProblemBody};
 use crate::domain::TokenId;
-use crate::storage::{Action, AuditEntry};
+use crate::storage::AuditEntry;
 use crate::stores::Caller;
 
 pub const COOKIE: &str = "storefleet_session";
@@ -248,15 +248,7 @@ pub async fn sign_out(
 async fn deny(state: &AppState, remote: Option<String>, outcome: &str, detail: &str) {
     state
         .audit
-        .record(AuditEntry {
-            actor: "anonymous".into(),
-            action: Action::Denied,
-            store_id: None,
-            store_owner: None,
-            outcome: outcome.into(),
-            detail: detail.into(),
-            remote_addr: remote,
-        })
+        .record(AuditEntry::anonymous_denial(outcome, detail.into(), remote))
         .await;
 }
 

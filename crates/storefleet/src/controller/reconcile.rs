@@ -216,6 +216,13 @@ fn until(deadline: Timestamp) -> Duration {
     Duration::try_from(left).unwrap_or(Duration::ZERO)
 }
 
+/// When to try a failed step again: the store's backoff, but not past the provisioning deadline
+/// (just after it, so the timeout is what the next attempt reports).
+fn retry_in(ctx: &Context, id: &StoreId, deadline: Timestamp) -> Duration {
+    ctx.helm_backoff(id.as_str())
+        .min(until(deadline) + Duration::from_millis(500))
+}
+
 async fn provision(
     store: &Store,
     id: &StoreId,
@@ -531,9 +538,7 @@ async fn bind(
         "cannot bind ClusterRole {} to ServiceAccount {} in namespace {id}: {e}",
         access.role, access.service_account
     );
-    let retry = ctx
-        .helm_backoff(id.as_str())
-        .min(until(deadline) + Duration::from_millis(500));
+    let retry = retry_in(ctx, id, deadline);
     tracing::warn!(store_id = %id, retry_in = ?retry, "{message}");
     status::set_condition(
         &mut st.conditions,
@@ -594,9 +599,7 @@ async fn helm_failed(
     ctx.metrics.reconcile_error("helm");
     let message = error.to_string();
     let generation = store.metadata.generation;
-    let retry = ctx
-        .helm_backoff(id.as_str())
-        .min(until(deadline) + Duration::from_millis(500));
+    let retry = retry_in(ctx, id, deadline);
     tracing::warn!(store_id = %id, retry_in = ?retry, "{message}");
     status::set_condition(
         &mut st.conditions,

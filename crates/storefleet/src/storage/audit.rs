@@ -50,6 +50,21 @@ pub struct AuditEntry {
     pub remote_addr: Option<String>,
 }
 
+impl AuditEntry {
+    /// A refused request from nobody known (no or bad credentials), about no store.
+    pub fn anonymous_denial(outcome: &str, detail: String, remote_addr: Option<String>) -> Self {
+        Self {
+            actor: "anonymous".into(),
+            action: Action::Denied,
+            store_id: None,
+            store_owner: None,
+            outcome: outcome.into(),
+            detail,
+            remote_addr,
+        }
+    }
+}
+
 /// A stored audit entry, as `GET /audit` answers it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct AuditRecord {
