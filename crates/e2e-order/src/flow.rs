@@ -1,22 +1,27 @@
 //! One Cash on Delivery order, step by step: pick a product, open a guest cart, add the
 //! product, set the addresses, check out, read the order back. Each step's response is
-//! checked before the next one is sent.
+//! checked before the next one is sent. The order is real: it stays in the store, marked as a
+//! Storefleet test order ([`crate::mark`]), and it reduces the product's stock.
 
 use reqwest::header::ACCEPT;
 use serde::de::DeserializeOwned;
 
+use crate::input::{BillingEmail, Sku};
 use crate::requests::{self, Address, ApiRequest};
 use crate::responses::{self, ApiErrorBody, Cart, CheckoutResponse, Order, PlacedOrder, Product};
 use crate::session::CartSession;
 use crate::{Error, Result, StoreUrl};
 
-/// What to order and as whom.
+/// Billing e-mail when none is given.
+pub const DEFAULT_EMAIL: &str = "e2e-order@example.com";
+
+/// What to order and where to send it.
 #[derive(Debug, Clone)]
 pub struct OrderOptions {
     /// Buy this SKU; `None`: the first purchasable simple product in stock.
-    pub sku: Option<String>,
+    pub sku: Option<Sku>,
     /// Billing e-mail; also what proves access to the guest order afterwards.
-    pub email: String,
+    pub email: BillingEmail,
     pub address: Address,
 }
 
@@ -24,7 +29,7 @@ impl Default for OrderOptions {
     fn default() -> Self {
         OrderOptions {
             sku: None,
-            email: "e2e-order@example.com".into(),
+            email: DEFAULT_EMAIL.parse().expect("the default e-mail is valid"),
             address: Address::test_buyer(),
         }
     }
@@ -41,10 +46,10 @@ pub async fn place_cod_order(
     let products: Vec<Product> = send(
         http,
         &mut session,
-        requests::list_products(store, options.sku.as_deref()),
+        requests::list_products(store, options.sku.as_ref()),
     )
     .await?;
-    let product = responses::choose_product(&products, options.sku.as_deref())?.clone();
+    let product = responses::choose_product(&products, options.sku.as_ref())?.clone();
 
     let _: Cart = send(http, &mut session, requests::get_cart(store)).await?;
     if session.cart_token.is_none() && session.nonce.is_none() {
@@ -71,7 +76,7 @@ pub async fn place_cod_order(
         requests::checkout(store, &options.address, &options.email),
     )
     .await?;
-    let placed = responses::check_checkout(&response, product.id)?;
+    let placed = responses::check_checkout(&response, &product)?;
 
     let order: Order = send(
         http,

@@ -5,24 +5,28 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use e2e_order::{OrderOptions, StoreUrl, place_cod_order};
+use e2e_order::{BillingEmail, DEFAULT_EMAIL, OrderOptions, Sku, StoreUrl, place_cod_order};
 
+/// Place a Cash on Delivery order in a WooCommerce store and confirm it.
+///
+/// Every run places a REAL order that stays in the store and takes stock: if the store tracks
+/// the product's stock, it goes down by one, and the store sends its order mails if it can
+/// send mail. The order is marked so the shop owner can tell it from a sale: billing name
+/// "Storefleet Test order" and a customer note saying it is a Storefleet test order. Cancel it
+/// in wp-admin (WooCommerce > Orders) to put the stock back. See docs/e2e-order.md.
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Place a Cash on Delivery order in a WooCommerce store and confirm it"
-)]
+#[command(version)]
 struct Args {
     /// Base URL of the store, e.g. http://store-7016ff.localhost
     store_url: String,
     /// SKU to buy (default: the first purchasable simple product in stock)
     #[arg(long)]
-    sku: Option<String>,
+    sku: Option<Sku>,
     /// Billing e-mail of the test order
-    #[arg(long, default_value = "e2e-order@example.com")]
-    email: String,
-    /// Timeout per HTTP request, in seconds
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value = DEFAULT_EMAIL)]
+    email: BillingEmail,
+    /// Timeout per HTTP request, in seconds (at least 1)
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
 }
 
@@ -56,8 +60,9 @@ async fn main() -> ExitCode {
     match place_cod_order(&http, &store, &options).await {
         Ok(order) => {
             println!(
-                "e2e-order: order #{} placed at {store} (status {}, Cash on Delivery, product {}) and read back",
-                order.order_id, order.status, order.product_id
+                "e2e-order: order #{} placed at {store} (status {}, Cash on Delivery, product {} {:?}) \
+                 and read back; it stays in the store as a Storefleet test order and took stock",
+                order.order_id, order.status, order.product.id, order.product.name
             );
             ExitCode::SUCCESS
         }

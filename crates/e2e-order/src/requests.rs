@@ -1,12 +1,14 @@
 //! The Store API requests of one order, as plain data (method, URL, JSON body), so what is
-//! sent can be checked without a store. Routes and fields follow the WooCommerce Store API
-//! reference (plugins/woocommerce/src/StoreApi/docs in the WooCommerce repository).
+//! sent can be checked without a store. Routes are WooCommerce's `src/StoreApi/Routes/V1/`,
+//! body fields the writable properties of the schemas in `src/StoreApi/Schemas/V1/`
+//! (woocommerce/woocommerce, under plugins/woocommerce/); docs/e2e-order.md lists each one.
 
 use reqwest::{Method, Url};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::StoreUrl;
+use crate::input::{BillingEmail, Sku};
+use crate::mark;
 
 /// One request to the Store API.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,11 +20,10 @@ pub struct ApiRequest {
     pub body: Option<Value>,
 }
 
-/// The buyer: billing and shipping address of the test order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Where the test order goes. Names are not part of it: every order carries the test-order
+/// mark ([`crate::mark`]) as its billing and shipping name, whatever the address.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Address {
-    pub first_name: String,
-    pub last_name: String,
     pub company: String,
     pub address_1: String,
     pub address_2: String,
@@ -37,8 +38,6 @@ impl Address {
     /// A plausible US address; the checkout validates country, state and postcode.
     pub fn test_buyer() -> Self {
         Address {
-            first_name: "Storefleet".into(),
-            last_name: "E2E".into(),
             company: String::new(),
             address_1: "1 Market Street".into(),
             address_2: String::new(),
@@ -50,22 +49,40 @@ impl Address {
         }
     }
 
-    /// Billing address as the Store API wants it: the shipping fields plus `email`.
-    fn billing(&self, email: &str) -> Value {
-        let mut value = json!(self);
-        value["email"] = json!(email);
+    /// Shipping address as the Store API wants it: the properties of `AbstractAddressSchema`
+    /// (woocommerce/woocommerce, plugins/woocommerce/src/StoreApi/Schemas/V1/), with the
+    /// test-order mark as the name.
+    fn shipping(&self) -> Value {
+        json!({
+            "first_name": mark::FIRST_NAME,
+            "last_name": mark::LAST_NAME,
+            "company": self.company,
+            "address_1": self.address_1,
+            "address_2": self.address_2,
+            "city": self.city,
+            "state": self.state,
+            "postcode": self.postcode,
+            "country": self.country,
+            "phone": self.phone,
+        })
+    }
+
+    /// Billing address: the shipping fields plus `email` (`BillingAddressSchema`).
+    fn billing(&self, email: &BillingEmail) -> Value {
+        let mut value = self.shipping();
+        value["email"] = json!(email.as_str());
         value
     }
 }
 
 /// Published, purchasable products; narrowed to one SKU when given.
-pub fn list_products(store: &StoreUrl, sku: Option<&str>) -> ApiRequest {
+pub fn list_products(store: &StoreUrl, sku: Option<&Sku>) -> ApiRequest {
     let mut url = store.endpoint("products");
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("per_page", "100");
         if let Some(sku) = sku {
-            query.append_pair("sku", sku);
+            query.append_pair("sku", sku.as_str());
         }
     }
     ApiRequest {
@@ -96,27 +113,28 @@ pub fn add_item(store: &StoreUrl, product_id: u64, quantity: u32) -> ApiRequest 
 }
 
 /// Sets the addresses first, as the block checkout does, so shipping rates are calculated.
-pub fn update_customer(store: &StoreUrl, address: &Address, email: &str) -> ApiRequest {
+pub fn update_customer(store: &StoreUrl, address: &Address, email: &BillingEmail) -> ApiRequest {
     ApiRequest {
         step: "set addresses",
         method: Method::POST,
         url: store.endpoint("cart/update-customer"),
         body: Some(
-            json!({ "billing_address": address.billing(email), "shipping_address": address }),
+            json!({ "billing_address": address.billing(email), "shipping_address": address.shipping() }),
         ),
     }
 }
 
-/// Places the order, paid by Cash on Delivery (`cod`).
-pub fn checkout(store: &StoreUrl, address: &Address, email: &str) -> ApiRequest {
+/// Places the order, paid by Cash on Delivery (`cod`), marked as a test order by its billing
+/// name and its customer note.
+pub fn checkout(store: &StoreUrl, address: &Address, email: &BillingEmail) -> ApiRequest {
     ApiRequest {
         step: "checkout",
         method: Method::POST,
         url: store.endpoint("checkout"),
         body: Some(json!({
             "billing_address": address.billing(email),
-            "shipping_address": address,
-            "customer_note": "Placed by Storefleet e2e-order",
+            "shipping_address": address.shipping(),
+            "customer_note": mark::CUSTOMER_NOTE,
             "payment_method": "cod",
             "payment_data": [],
         })),
@@ -124,11 +142,16 @@ pub fn checkout(store: &StoreUrl, address: &Address, email: &str) -> ApiRequest 
 }
 
 /// Reads a guest order back; guests prove access with the order key and billing e-mail.
-pub fn get_order(store: &StoreUrl, order_id: u64, order_key: &str, email: &str) -> ApiRequest {
+pub fn get_order(
+    store: &StoreUrl,
+    order_id: u64,
+    order_key: &str,
+    email: &BillingEmail,
+) -> ApiRequest {
     let mut url = store.endpoint(&format!("order/{order_id}"));
     url.query_pairs_mut()
         .append_pair("key", order_key)
-        .append_pair("billing_email", email);
+        .append_pair("billing_email", email.as_str());
     ApiRequest {
         step: "read order back",
         method: Method::GET,
@@ -145,6 +168,10 @@ mod tests {
         StoreUrl::parse("http://store-7016ff.localhost").unwrap()
     }
 
+    fn email() -> BillingEmail {
+        "buyer+e2e@example.com".parse().unwrap()
+    }
+
     #[test]
     fn product_listing_filters_by_sku_when_asked() {
         let all = list_products(&store(), None);
@@ -153,7 +180,7 @@ mod tests {
             all.url.as_str(),
             "http://store-7016ff.localhost/wp-json/wc/store/v1/products?per_page=100"
         );
-        let one = list_products(&store(), Some("tee & mug"));
+        let one = list_products(&store(), Some(&"tee & mug".parse().unwrap()));
         assert_eq!(one.url.query(), Some("per_page=100&sku=tee+%26+mug"));
     }
 
@@ -167,7 +194,7 @@ mod tests {
 
     #[test]
     fn checkout_pays_cash_on_delivery_with_full_addresses() {
-        let req = checkout(&store(), &Address::test_buyer(), "buyer+e2e@example.com");
+        let req = checkout(&store(), &Address::test_buyer(), &email());
         assert_eq!(req.method, Method::POST);
         assert_eq!(req.url.path(), "/wp-json/wc/store/v1/checkout");
         let body = req.body.unwrap();
@@ -177,15 +204,7 @@ mod tests {
             body["shipping_address"].get("email").is_none(),
             "shipping addresses have no e-mail"
         );
-        for field in [
-            "first_name",
-            "last_name",
-            "address_1",
-            "city",
-            "state",
-            "postcode",
-            "country",
-        ] {
+        for field in ["address_1", "city", "state", "postcode", "country"] {
             assert!(
                 body["billing_address"][field]
                     .as_str()
@@ -202,13 +221,32 @@ mod tests {
     }
 
     #[test]
-    fn order_lookup_carries_key_and_encoded_email() {
-        let req = get_order(
-            &store(),
-            147,
-            "wc_order_VPffqyvgWVqWL",
-            "buyer+e2e@example.com",
+    fn every_order_is_marked_as_a_storefleet_test_order() {
+        let mut address = Address::test_buyer();
+        address.company = "Acme".into();
+        for req in [
+            checkout(&store(), &address, &email()),
+            update_customer(&store(), &address, &email()),
+        ] {
+            let body = req.body.unwrap();
+            for which in ["billing_address", "shipping_address"] {
+                assert_eq!(body[which]["first_name"], "Storefleet", "{which}");
+                assert_eq!(body[which]["last_name"], "Test order", "{which}");
+                assert_eq!(body[which]["company"], "Acme", "{which}");
+            }
+        }
+        let body = checkout(&store(), &address, &email()).body.unwrap();
+        let note = body["customer_note"].as_str().expect("customer_note");
+        assert!(note.starts_with("Storefleet test order"), "{note}");
+        assert!(
+            note.contains("stock"),
+            "the note must say it took stock: {note}"
         );
+    }
+
+    #[test]
+    fn order_lookup_carries_key_and_encoded_email() {
+        let req = get_order(&store(), 147, "wc_order_VPffqyvgWVqWL", &email());
         assert_eq!(req.url.path(), "/wp-json/wc/store/v1/order/147");
         assert_eq!(
             req.url.query(),
