@@ -1,10 +1,12 @@
 //! Tests of the deployment artefacts: the platform chart (charts/storefleet), its least-privilege RBAC,
 //! the image recipe (Dockerfile) and the laptop quickstart (scripts/quickstart).
 //!
-//! Everything about RBAC is decided by the test cluster's real API server: the tests read the token
-//! Kubernetes 1.20 issues for the chart's ServiceAccount and act as that identity (`kubectl auth can-i`,
+//! Everything about RBAC is decided by the test cluster's real API server: the tests read the tokens of
+//! the chart's two ServiceAccounts (the API's, which Kubernetes 1.20 issues in a Secret, and the
+//! controller's, from the chart's own token Secret) and act as each identity (`kubectl auth can-i`,
 //! which asks the API server with a SelfSubjectAccessReview, and real requests that must succeed or be
-//! refused with 403). No Docker engine exists here, so the image is checked by running the binary as
+//! refused with 403). The test cluster (1.20) has no ValidatingAdmissionPolicy, so every install here
+//! opts in with `rbac.allowWithoutAdmissionPolicy` (and one test checks that the chart refuses without). No Docker engine exists here, so the image is checked by running the binary as
 //! the image would: the image's paths, environment, user and read-only root, in a private mount
 //! namespace.
 
@@ -28,6 +30,9 @@ const GONE_TIMEOUT: Duration = Duration::from_secs(240);
 /// RBAC changes reach the API server's authorizer through an informer: not instantly.
 const RBAC_TIMEOUT: Duration = Duration::from_secs(60);
 const VALUES_FILES: [&str; 2] = ["values-local.yaml", "values-prod.yaml"];
+/// The test cluster is Kubernetes 1.20: no ValidatingAdmissionPolicy, so the chart installs only when
+/// told to accept what that leaves open (docs/security.md, "Who may do what in the cluster").
+const OPT_IN: [&str; 2] = ["--set", "rbac.allowWithoutAdmissionPolicy=true"];
 
 // --- rendering and admission ---------------------------------------------------------------------
 
@@ -132,39 +137,48 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
         assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate", "{file}");
         let pod = &deployment["spec"]["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{file}");
-        let container = &pod["containers"][0];
-        assert_eq!(
-            container["securityContext"]["readOnlyRootFilesystem"], true,
-            "{file}"
-        );
-        assert_eq!(
-            container["livenessProbe"]["httpGet"]["path"], "/healthz",
-            "{file}"
-        );
-        assert_eq!(
-            container["readinessProbe"]["httpGet"]["path"], "/readyz",
-            "{file}"
-        );
-        assert!(
-            container["resources"]["limits"]["memory"].is_string(),
-            "{file}: no memory limit"
-        );
-        let env = env_map(container);
-        assert_eq!(
-            env.get("STOREFLEET_DATABASE_URL").and_then(Value::as_str),
-            Some("sqlite:///data/storefleet.db"),
-            "{file}"
-        );
-        let mounts: Vec<&str> = container["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["mountPath"].as_str().unwrap())
-            .collect();
-        assert!(
-            mounts.contains(&"/data") && mounts.contains(&"/tmp"),
-            "{file}: mounts {mounts:?}"
-        );
+        assert_two_identities(&objects, file);
+        for (name, component) in [("api", "api"), ("controller", "controller")] {
+            let container = container(pod, name);
+            assert_eq!(
+                container["args"],
+                json!(["serve", "--component", component]),
+                "{file}: {name}"
+            );
+            assert_eq!(
+                container["securityContext"]["readOnlyRootFilesystem"], true,
+                "{file}: {name}"
+            );
+            assert_eq!(
+                container["livenessProbe"]["httpGet"]["path"], "/healthz",
+                "{file}: {name}"
+            );
+            assert_eq!(
+                container["readinessProbe"]["httpGet"]["path"], "/readyz",
+                "{file}: {name}"
+            );
+            assert!(
+                container["resources"]["limits"]["memory"].is_string(),
+                "{file}: {name}: no memory limit"
+            );
+            // One SQLite file, written by both processes.
+            let env = env_map(container);
+            assert_eq!(
+                env.get("STOREFLEET_DATABASE_URL").and_then(Value::as_str),
+                Some("sqlite:///data/storefleet.db"),
+                "{file}: {name}"
+            );
+            let mounts: Vec<&str> = container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["mountPath"].as_str().unwrap())
+                .collect();
+            assert!(
+                mounts.contains(&"/data") && mounts.contains(&"/tmp"),
+                "{file}: {name}: mounts {mounts:?}"
+            );
+        }
         // RBAC is spelled out: no wildcards anywhere, and nothing namespaced in what is bound cluster-wide.
         for role in objects
             .iter()
@@ -206,13 +220,41 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
         ingress["spec"]["tls"][0]["secretName"].is_string(),
         "prod: no TLS"
     );
+    // Only the dashboard and the API are public: the probes and /metrics are not routed (issue 19).
+    let paths: Vec<(String, String)> = ingress["spec"]["rules"][0]["http"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_owned(),
+                p["pathType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
     assert!(
-        prod.iter().all(|o| o["kind"] != "Secret"),
+        paths.contains(&("/".into(), "Exact".into()))
+            && paths.contains(&("/stores".into(), "Prefix".into())),
+        "{paths:?}"
+    );
+    for private in ["/metrics", "/readyz", "/healthz"] {
+        assert!(
+            paths.iter().all(|(path, kind)| path != private
+                && !(kind == "Prefix" && private.starts_with(path.as_str()))),
+            "{private} is routed publicly: {paths:?}"
+        );
+    }
+    // The one Secret the chart makes in prod holds no value of ours: the token controller fills the
+    // controller ServiceAccount's token into it.
+    assert!(
+        prod.iter()
+            .all(|o| o["kind"] != "Secret" || o["type"] == "kubernetes.io/service-account-token"),
         "prod: the admin token must come from an existing Secret"
     );
-    let prod_env = env_map(
-        &find(&prod, "Deployment", "sf-storefleet")["spec"]["template"]["spec"]["containers"][0],
-    );
+    let prod_env = env_map(container(
+        &find(&prod, "Deployment", "sf-storefleet")["spec"]["template"]["spec"],
+        "controller",
+    ));
     assert_eq!(prod_env["STOREFLEET_ENVIRONMENT"], "prod");
     let local = parse_objects(&template(
         &cluster,
@@ -230,7 +272,7 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
 /// list/watch of pods and workloads; otherwise nothing namespaced. Never Secrets or RBAC objects. The
 /// Deployment passes the matching `--workload-watch`.
 fn assert_cluster_role_is_least_privilege(objects: &[Value], what: &str, watch_workloads: bool) {
-    let rules = &find(objects, "ClusterRole", "sf-storefleet")["rules"];
+    let rules = &find(objects, "ClusterRole", "sf-storefleet-controller")["rules"];
     let text = rules.to_string();
     for namespaced in [
         "secrets",
@@ -285,13 +327,243 @@ fn assert_cluster_role_is_least_privilege(objects: &[Value], what: &str, watch_w
         watched, expected,
         "{what}: kinds listed and watched cluster-wide"
     );
-    let env = env_map(
-        &find(objects, "Deployment", "sf-storefleet")["spec"]["template"]["spec"]["containers"][0],
-    );
+    let env = env_map(container(
+        &find(objects, "Deployment", "sf-storefleet")["spec"]["template"]["spec"],
+        "controller",
+    ));
     assert_eq!(
         env["STOREFLEET_WORKLOAD_WATCH"],
         if watch_workloads { "cluster" } else { "off" },
         "{what}: the control plane's mode does not match its RBAC"
+    );
+}
+
+/// The Pod runs as the API's ServiceAccount; the controller's token is mounted into the controller
+/// container alone; only the controller is told which roles to bind (and to whom); the API's
+/// ClusterRole holds Stores only, nothing that grants rights.
+fn assert_two_identities(objects: &[Value], what: &str) {
+    let pod = &find(objects, "Deployment", "sf-storefleet")["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "sf-storefleet-api", "{what}");
+    assert_ne!(pod["shareProcessNamespace"], true, "{what}");
+    let token_path = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let token_volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "sf-storefleet-controller-token")
+        .unwrap_or_else(|| panic!("{what}: the controller's token is not a volume"));
+    for name in ["api", "controller"] {
+        let mounts = container(pod, name)["volumeMounts"].as_array().unwrap();
+        let token = mounts.iter().find(|m| m["name"] == token_volume["name"]);
+        assert_eq!(
+            token.is_some(),
+            name == "controller",
+            "{what}: the controller's token in the {name} container"
+        );
+        if let Some(token) = token {
+            assert_eq!(token["mountPath"], token_path, "{what}");
+        }
+        let env = env_map(container(pod, name));
+        for key in ["STOREFLEET_STORE_ROLE", "STOREFLEET_API_STORE_ROLE"] {
+            assert_eq!(
+                env.contains_key(key),
+                name == "controller",
+                "{what}: {key} in the {name} container"
+            );
+        }
+        // The admin token is the API's business only.
+        assert_eq!(
+            env.contains_key("STOREFLEET_ADMIN_TOKEN"),
+            name == "api",
+            "{what}: STOREFLEET_ADMIN_TOKEN in the {name} container"
+        );
+    }
+    let env = env_map(container(pod, "controller"));
+    assert_eq!(
+        env["STOREFLEET_SERVICE_ACCOUNT"],
+        "platform/sf-storefleet-controller"
+    );
+    assert_eq!(
+        env["STOREFLEET_API_SERVICE_ACCOUNT"],
+        "platform/sf-storefleet-api"
+    );
+    assert_eq!(env["STOREFLEET_STORE_ROLE"], "sf-storefleet-store");
+    assert_eq!(env["STOREFLEET_API_STORE_ROLE"], "sf-storefleet-store-api");
+    let secret = find(objects, "Secret", "sf-storefleet-controller-token");
+    assert_eq!(
+        secret["type"], "kubernetes.io/service-account-token",
+        "{what}"
+    );
+    assert_eq!(
+        secret["metadata"]["annotations"]["kubernetes.io/service-account.name"],
+        "sf-storefleet-controller",
+        "{what}"
+    );
+    assert_eq!(
+        find(objects, "ClusterRole", "sf-storefleet-api")["rules"],
+        json!([{
+            "apiGroups": ["storefleet.dev"],
+            "resources": ["stores"],
+            "verbs": ["get", "list", "watch", "create", "delete"],
+        }]),
+        "{what}: the API's cluster-wide rights"
+    );
+    assert_eq!(
+        find(objects, "ClusterRole", "sf-storefleet-store-api")["rules"],
+        json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }]),
+        "{what}: the API's rights in a store namespace"
+    );
+    for (binding, account) in [
+        ("sf-storefleet-api", "sf-storefleet-api"),
+        ("sf-storefleet-controller", "sf-storefleet-controller"),
+    ] {
+        let subjects = &find(objects, "ClusterRoleBinding", binding)["subjects"];
+        assert_eq!(subjects.as_array().unwrap().len(), 1, "{what}: {binding}");
+        assert_eq!(subjects[0]["name"], account, "{what}: {binding}");
+    }
+    let events = &find(objects, "RoleBinding", "sf-storefleet-events")["subjects"];
+    assert_eq!(events[0]["name"], "sf-storefleet-controller", "{what}");
+}
+
+/// The controller's token reaches the controller container only: the API server's ServiceAccount
+/// admission plugin mounts the Pod's (the API's) token into every container that does not already
+/// mount that path, and the controller container mounts its own Secret there. Asked of the real
+/// admission chain with a server-side dry run of the Pod the Deployment makes.
+#[tokio::test]
+async fn only_the_controller_container_holds_the_controllers_token() {
+    let cluster = testkit::cluster().await;
+    let ns = cluster.namespace("sftoken").await;
+    let objects = parse_objects(&template(&cluster, "sf", &ns.name, &[]));
+    let template = &find(&objects, "Deployment", "sf-storefleet")["spec"]["template"];
+    // The Pod's ServiceAccount must exist for admission to mount its token.
+    let sa = template["spec"]["serviceAccountName"].as_str().unwrap();
+    kubectl_stdin(
+        &cluster,
+        &["apply", "-n", &ns.name, "-f", "-"],
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa}})
+            .to_string(),
+    );
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "token-check", "labels": template["metadata"]["labels"]},
+        "spec": template["spec"],
+    });
+    let admitted: Value = serde_json::from_str(&kubectl_stdin(
+        &cluster,
+        &[
+            "create",
+            "-n",
+            &ns.name,
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            "-",
+        ],
+        &pod.to_string(),
+    ))
+    .unwrap();
+    let token_mount = |container: &str| -> Vec<String> {
+        admitted["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == container)
+            .unwrap()["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        token_mount("controller"),
+        ["controller-token"],
+        "{admitted:#}"
+    );
+    let api = token_mount("api");
+    assert_eq!(api.len(), 1, "{admitted:#}");
+    assert_ne!(api[0], "controller-token");
+}
+
+/// On a cluster with ValidatingAdmissionPolicy the chart installs without the opt-in, and its policy
+/// names the controller (not the API), allows both store roles and requires the Pod Security label.
+#[tokio::test]
+async fn admission_policy_is_rendered_for_the_controller_where_the_cluster_has_it() {
+    let cluster = testkit::cluster().await;
+    let objects = parse_objects(&template_with_policy(
+        &cluster,
+        "sf",
+        "platform",
+        &[chart_dir().join("values-prod.yaml")],
+    ));
+    let policy = &find(
+        &objects,
+        "ValidatingAdmissionPolicy",
+        "sf-storefleet-store-namespaces",
+    )["spec"];
+    assert_eq!(
+        policy["matchConditions"][0]["expression"],
+        "request.userInfo.username == \"system:serviceaccount:platform:sf-storefleet-controller\""
+    );
+    let validations = policy["validations"].to_string();
+    for needle in [
+        "'sf-storefleet-store'",
+        "'sf-storefleet-store-api'",
+        "pod-security.kubernetes.io/enforce",
+        "'restricted'",
+        "^store-[0-9a-f]{6}$",
+    ] {
+        assert!(
+            validations.contains(needle),
+            "{needle} not in {validations}"
+        );
+    }
+    find(
+        &objects,
+        "ValidatingAdmissionPolicyBinding",
+        "sf-storefleet-store-namespaces",
+    );
+}
+
+/// Kubernetes 1.20 has no ValidatingAdmissionPolicy: rendered for this cluster without the opt-in,
+/// the chart fails and says what is at risk and how to accept it.
+#[tokio::test]
+async fn chart_refuses_a_cluster_without_admission_policy_unless_told() {
+    let cluster = testkit::cluster().await;
+    let out = cluster
+        .helm()
+        .args(["template", "sf"])
+        .arg(chart_dir())
+        .args(["-n", "platform", "--validate", "-f"])
+        .arg(chart_dir().join("values-local.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "rendered without the opt-in:\n{stderr}"
+    );
+    for needle in [
+        "has no ValidatingAdmissionPolicy",
+        "cluster-admin",
+        "rbac.allowWithoutAdmissionPolicy=true",
+    ] {
+        assert!(stderr.contains(needle), "{needle} not in:\n{stderr}");
+    }
+    // Told, it renders (and without the policy, which this cluster could not store).
+    let objects = parse_objects(&template(
+        &cluster,
+        "sf",
+        "platform",
+        &[chart_dir().join("values-local.yaml")],
+    ));
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["kind"] != "ValidatingAdmissionPolicy"),
+        "a ValidatingAdmissionPolicy rendered for Kubernetes 1.20"
     );
 }
 
@@ -340,7 +612,7 @@ async fn chart_installs_becomes_ready_upgrades_and_uninstalls() {
 
     release.uninstall(&cluster);
     let roles: Api<ClusterRole> = Api::all(cluster.client.clone());
-    for role in [name.clone(), format!("{name}-store")] {
+    for role in ["controller", "api", "store", "store-api"].map(|r| format!("{name}-{r}")) {
         assert!(
             roles.get_opt(&role).await.unwrap().is_none(),
             "ClusterRole {role} left behind by uninstall"
@@ -369,22 +641,34 @@ async fn chart_installs_becomes_ready_upgrades_and_uninstalls() {
 // --- least privilege ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() {
+async fn each_identity_may_do_what_it_needs_and_nothing_more() {
     let cluster = testkit::cluster().await;
     let ns = cluster.namespace("sfrbac").await;
     let release = Release::install(&cluster, &ns.name);
-    let identity = ServiceAccountIdentity::get(&cluster, &ns.name, &release.fullname()).await;
-    let store_role = format!("{}-store", release.fullname());
+    let fullname = release.fullname();
+    let api = ServiceAccountIdentity::get(&cluster, &ns.name, &format!("{fullname}-api")).await;
+    let controller = ServiceAccountIdentity::from_token_secret(
+        &cluster,
+        &ns.name,
+        &format!("{fullname}-controller-token"),
+    )
+    .await;
+    let store_role = format!("{fullname}-store");
+    let store_api_role = format!("{fullname}-store-api");
 
-    // Refused: the issue's three, and their neighbours.
-    for check in [
+    // Refused to both: the issue's three calls and their neighbours.
+    let refused_to_both = [
         "get secrets -n kube-system",
+        // The platform's own namespace holds the controller's token Secret.
+        &format!("get secrets -n {}", ns.name),
+        &format!("list secrets -n {}", ns.name),
         "list secrets --all-namespaces",
         "get secrets -n default",
         "create clusterrolebindings",
         "create clusterroles",
         "bind clusterroles/cluster-admin",
         "escalate clusterroles",
+        "patch clusterroles",
         "delete namespaces/kube-system",
         "delete namespaces/default",
         "delete namespaces",
@@ -397,19 +681,40 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
         "list configmaps --all-namespaces",
         "create pods --subresource=exec -n kube-system",
         "impersonate serviceaccounts",
+        "create serviceaccounts --subresource=token -n kube-system",
         "create customresourcedefinitions.apiextensions.k8s.io",
-    ] {
-        assert!(
-            !identity.can_i(check),
-            "the control plane's ServiceAccount may `{check}`"
-        );
-    }
-    // Allowed: what the controller and the API need outside store namespaces.
-    for check in [
+    ];
+    // The API serves the network: Stores only, and nothing that grants a right.
+    let api_refused = [
+        "create rolebindings -n kube-system",
+        "create rolebindings -n store-000000",
+        "create roles -n kube-system",
+        &format!("bind clusterroles/{store_role}"),
+        &format!("bind clusterroles/{store_api_role}"),
+        "create namespaces",
+        "update stores.storefleet.dev",
+        "patch stores.storefleet.dev",
+        "patch stores.storefleet.dev --subresource=status",
+        "update stores.storefleet.dev --subresource=finalizers",
+        "create events -n default",
+        "list pods --all-namespaces",
+        "get secrets -n store-000000",
+    ];
+    let api_allowed = [
         "get stores.storefleet.dev",
         "list stores.storefleet.dev",
         "watch stores.storefleet.dev",
         "create stores.storefleet.dev",
+        "delete stores.storefleet.dev",
+    ];
+    // The controller: what reconciling needs outside store namespaces (never creating a Store).
+    let controller_refused = [
+        "create stores.storefleet.dev",
+        "get secrets -n store-000000",
+    ];
+    let controller_allowed = [
+        "get stores.storefleet.dev",
+        "watch stores.storefleet.dev",
         "delete stores.storefleet.dev",
         "patch stores.storefleet.dev",
         "patch stores.storefleet.dev --subresource=status",
@@ -418,25 +723,121 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
         "watch namespaces",
         "create rolebindings -n store-000000",
         &format!("bind clusterroles/{store_role}"),
+        &format!("bind clusterroles/{store_api_role}"),
         "create events.events.k8s.io -n default",
         "create events -n default",
         // rbac.watchWorkloadsClusterWide (the default): read-only watches for --workload-watch cluster.
         "list pods --all-namespaces",
         "watch deployments.apps --all-namespaces",
         "watch jobs.batch --all-namespaces",
+    ];
+    let mut table = Vec::new();
+    for (who, identity, refused, allowed) in [
+        (
+            "api",
+            &api,
+            [&refused_to_both[..], &api_refused[..]].concat(),
+            &api_allowed[..],
+        ),
+        (
+            "controller",
+            &controller,
+            [&refused_to_both[..], &controller_refused[..]].concat(),
+            &controller_allowed[..],
+        ),
     ] {
-        assert!(
-            identity.can_i(check),
-            "the control plane's ServiceAccount may not `{check}`"
+        for check in refused {
+            assert!(!identity.can_i(check), "the {who} identity may `{check}`");
+            table.push(format!("{who:<10} no   {check}"));
+        }
+        for check in allowed {
+            assert!(
+                identity.can_i(check),
+                "the {who} identity may not `{check}`"
+            );
+            table.push(format!("{who:<10} yes  {check}"));
+        }
+    }
+    eprintln!("kubectl auth can-i, as observed:\n{}", table.join("\n"));
+
+    // The issue's three-call path, first call, as the API: refused by RBAC on every cluster.
+    let api_client = api.client().await;
+    let controller_client = controller.client().await;
+    let binding = |name: &str, namespace: &str, role: &str, account: &str| -> RoleBinding {
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "namespace": namespace },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+            "subjects": [{ "kind": "ServiceAccount", "name": account, "namespace": ns.name }],
+        }))
+        .unwrap()
+    };
+    let api_account = format!("{fullname}-api");
+    let controller_account = format!("{fullname}-controller");
+    for role in [
+        store_role.as_str(),
+        store_api_role.as_str(),
+        "cluster-admin",
+    ] {
+        assert_forbidden(
+            Api::<RoleBinding>::namespaced(api_client.clone(), "kube-system")
+                .create(
+                    &PostParams::default(),
+                    &binding("storefleet", "kube-system", role, &api_account),
+                )
+                .await,
+            &format!("the API binding {role} in kube-system"),
         );
     }
 
-    // Then the whole path of one store, as that identity: Store, namespace owned by it, the
-    // RoleBinding that opens that namespace (and only it), helm in it, deletion through ownership.
-    let client = identity.client().await;
+    // The same call as the controller: on a cluster with ValidatingAdmissionPolicy the chart's policy
+    // refuses it. This one (1.20) has none, so RBAC alone decides and lets it through: the gap the
+    // chart refuses to install into without rbac.allowWithoutAdmissionPolicy (docs/security.md).
+    // Shown, then undone at once; the later calls (reading kube-system's Secrets, patching a
+    // ClusterRole with a token found there) are not made.
+    let escalation = format!("storefleet-escalation-test-{}", ns.name);
+    let undo = KubeSystemBinding {
+        kubeconfig: cluster.kubeconfig.clone(),
+        name: escalation.clone(),
+    };
+    let attempt = Api::<RoleBinding>::namespaced(controller_client.clone(), "kube-system")
+        .create(
+            &PostParams::default(),
+            &binding(&escalation, "kube-system", &store_role, &controller_account),
+        )
+        .await;
+    if has_admission_policy(&cluster) {
+        assert_forbidden(
+            attempt,
+            "the controller binding the store role in kube-system",
+        );
+    } else {
+        attempt.expect(
+            "without ValidatingAdmissionPolicy RBAC cannot stop the controller binding the store \
+             role in kube-system; if this now fails, update docs/security.md",
+        );
+        wait_for(
+            "the kube-system RoleBinding to take effect",
+            RBAC_TIMEOUT,
+            || {
+                let yes = controller.can_i("get secrets -n kube-system");
+                async move { yes.then_some(()) }
+            },
+        )
+        .await;
+        eprintln!(
+            "Kubernetes without ValidatingAdmissionPolicy: the controller identity bound the store \
+             role in kube-system and may now read its Secrets (undone)"
+        );
+    }
+    drop(undo);
+
+    // Then the whole path of one store, each step by the identity that takes it: the API creates the
+    // Store; the controller creates the namespace owned by it, the RoleBindings that open that
+    // namespace (and only it) to itself and to the API, and runs helm in it; the API reads the
+    // store's credentials and deletes the Store; the garbage collector deletes the namespace.
     let id = format!("store-{}", &ns.name[ns.name.len() - 6..]);
     let instance = format!("platform-chart-{}", &ns.name[ns.name.len() - 8..]);
-    let stores: Api<DynamicObject> = Api::all_with(client.clone(), &store_resource());
+    let api_stores: Api<DynamicObject> = Api::all_with(api_client.clone(), &store_resource());
     let store: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "storefleet.dev/v1alpha1",
         "kind": "Store",
@@ -445,20 +846,24 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
         "spec": { "owner": "platform-chart-test", "engine": "woocommerce" },
     }))
     .unwrap();
-    let store = stores
+    let store = api_stores
         .create(&PostParams::default(), &store)
         .await
-        .expect("the ServiceAccount creates a Store");
+        .expect("the API creates a Store");
     let _cleanup = StoreCleanup {
         kubectl_env: cluster.kubeconfig.clone(),
         name: id.clone(),
     };
 
-    let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace: Namespace = serde_json::from_value(json!({
         "metadata": {
             "name": id,
-            "labels": { "storefleet.dev/store-id": id, "storefleet.dev/instance": instance, "app.kubernetes.io/managed-by": "storefleet" },
+            "labels": {
+                "storefleet.dev/store-id": id, "storefleet.dev/instance": instance,
+                "app.kubernetes.io/managed-by": "storefleet",
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
             "ownerReferences": [{
                 "apiVersion": "storefleet.dev/v1alpha1", "kind": "Store", "name": id, "uid": store.uid().unwrap(),
                 "controller": true, "blockOwnerDeletion": true,
@@ -466,42 +871,64 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
         },
     }))
     .unwrap();
+    assert_forbidden(
+        Api::<Namespace>::all(api_client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await,
+        "the API creating a namespace",
+    );
+    let namespaces: Api<Namespace> = Api::all(controller_client.clone());
     namespaces
         .create(&PostParams::default(), &namespace)
         .await
-        .expect("the ServiceAccount creates the store namespace");
+        .expect("the controller creates the store namespace");
     assert!(
-        !identity.can_i(&format!("get secrets -n {id}")),
+        !controller.can_i(&format!("get secrets -n {id}")),
         "rights in a store namespace before its RoleBinding"
     );
 
-    // RBAC's escalation check: the store role, in the store namespace; never another role, never elsewhere.
-    let binding = |namespace: &str, role: &str| -> RoleBinding {
-        serde_json::from_value(json!({
-            "metadata": { "name": "storefleet", "namespace": namespace },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
-            "subjects": [{ "kind": "ServiceAccount", "name": release.fullname(), "namespace": ns.name }],
-        }))
-        .unwrap()
-    };
+    // RBAC's escalation check: the store roles, in the store namespace; never another role. And the
+    // API binds nothing, not even there.
     for (namespace, role) in [
         ("kube-system", "cluster-admin"),
         (id.as_str(), "cluster-admin"),
         (id.as_str(), "admin"),
     ] {
-        let refused = Api::<RoleBinding>::namespaced(client.clone(), namespace)
-            .create(&PostParams::default(), &binding(namespace, role))
+        let refused = Api::<RoleBinding>::namespaced(controller_client.clone(), namespace)
+            .create(
+                &PostParams::default(),
+                &binding("storefleet", namespace, role, &controller_account),
+            )
             .await;
         assert_forbidden(refused, &format!("binding {role} in {namespace}"));
     }
-    Api::<RoleBinding>::namespaced(client.clone(), &id)
-        .create(&PostParams::default(), &binding(&id, &store_role))
-        .await
-        .expect("the ServiceAccount binds the store role in the store namespace");
-    wait_for("the store RoleBinding to take effect", RBAC_TIMEOUT, || {
-        let yes = identity.can_i(&format!("create deployments -n {id}"));
-        async move { yes.then_some(()) }
-    })
+    assert_forbidden(
+        Api::<RoleBinding>::namespaced(api_client.clone(), &id)
+            .create(
+                &PostParams::default(),
+                &binding("storefleet-api", &id, &store_api_role, &api_account),
+            )
+            .await,
+        "the API binding its own role in the store namespace",
+    );
+    for (name, role, account) in [
+        ("storefleet", &store_role, &controller_account),
+        ("storefleet-api", &store_api_role, &api_account),
+    ] {
+        Api::<RoleBinding>::namespaced(controller_client.clone(), &id)
+            .create(&PostParams::default(), &binding(name, &id, role, account))
+            .await
+            .unwrap_or_else(|e| panic!("the controller binds {role} in the store namespace: {e}"));
+    }
+    wait_for(
+        "the store RoleBindings to take effect",
+        RBAC_TIMEOUT,
+        || {
+            let yes = controller.can_i(&format!("create deployments -n {id}"))
+                && api.can_i(&format!("get secrets -n {id}"));
+            async move { yes.then_some(()) }
+        },
+    )
     .await;
     for check in [
         "get secrets",
@@ -515,8 +942,8 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
         "list events",
     ] {
         assert!(
-            identity.can_i(&format!("{check} -n {id}")),
-            "not allowed in the store namespace: {check}"
+            controller.can_i(&format!("{check} -n {id}")),
+            "the controller is not allowed in the store namespace: {check}"
         );
     }
     for check in [
@@ -526,21 +953,38 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
     ] {
         let check = check.replace("{id}", &id);
         assert!(
-            !identity.can_i(&format!("{check} -n {id}")),
-            "allowed in the store namespace: {check}"
+            !controller.can_i(&format!("{check} -n {id}")),
+            "the controller is allowed in the store namespace: {check}"
         );
     }
-    assert!(
-        !identity.can_i("get secrets -n kube-system"),
-        "the store RoleBinding leaked beyond its namespace"
-    );
+    // The API reads a Secret by name there, and nothing else.
+    for check in [
+        "list secrets",
+        "watch secrets",
+        "create secrets",
+        "create deployments.apps",
+        "create pods",
+        "get configmaps",
+        "create rolebindings",
+    ] {
+        assert!(
+            !api.can_i(&format!("{check} -n {id}")),
+            "the API is allowed in the store namespace: {check}"
+        );
+    }
+    for identity in [&api, &controller] {
+        assert!(
+            !identity.can_i("get secrets -n kube-system"),
+            "a store RoleBinding leaked beyond its namespace"
+        );
+    }
 
-    // Helm, as this identity, installs and upgrades the store chart with what the store role grants.
-    let values = identity.dir.join("store-values.yaml");
+    // Helm, as the controller, installs and upgrades the store chart with what the store role grants.
+    let values = controller.dir.join("store-values.yaml");
     std::fs::write(&values, format!("storeId: {id}\nhost: {id}.localhost\nsiteTitle: \"RBAC test\"\nsiteUrl: \"http://{id}.localhost\"\n")).unwrap();
     for _ in 0..2 {
         run_ok(
-            identity
+            controller
                 .helm(&cluster)
                 .args(["upgrade", "--install", &id])
                 .arg(workspace().join("charts/store"))
@@ -550,8 +994,14 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
                 .arg(&values),
         );
     }
+    // ... and the API reads the credentials helm made (GET /stores/{id}/credentials).
+    let credentials = Api::<Secret>::namespaced(api_client.clone(), &id)
+        .get(&format!("{id}-credentials"))
+        .await
+        .expect("the API reads the store's credentials");
+    assert!(credentials.data.is_some_and(|d| !d.is_empty()));
 
-    // It cannot delete the namespace; deleting the Store (foreground, as the API does) makes the
+    // Neither can delete the namespace; the API deleting the Store (foreground, as it does) makes the
     // garbage collector delete it, and the Store goes once its namespace is gone.
     assert_forbidden(
         namespaces
@@ -560,10 +1010,10 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
             .map(drop),
         "deleting the store namespace",
     );
-    stores
+    api_stores
         .delete(&id, &DeleteParams::foreground())
         .await
-        .expect("the ServiceAccount deletes its Store");
+        .expect("the API deletes its Store");
     let admin_namespaces: Api<Namespace> = Api::all(cluster.client.clone());
     let admin_stores: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &store_resource());
     wait_for(
@@ -582,13 +1032,52 @@ async fn service_account_may_do_what_the_control_plane_needs_and_nothing_more() 
     .await;
 }
 
+/// Does the cluster serve ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1)?
+fn has_admission_policy(cluster: &Cluster) -> bool {
+    let out = cluster
+        .kubectl()
+        .args([
+            "api-resources",
+            "--api-group=admissionregistration.k8s.io",
+            "-o",
+            "name",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("validatingadmissionpolicies."))
+}
+
+/// Deletes the kube-system RoleBinding the escalation check made, however the test ends.
+struct KubeSystemBinding {
+    kubeconfig: PathBuf,
+    name: String,
+}
+
+impl Drop for KubeSystemBinding {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args([
+                "delete",
+                "rolebindings.rbac.authorization.k8s.io",
+                &self.name,
+                "-n",
+                "kube-system",
+                "--ignore-not-found",
+            ])
+            .output();
+    }
+}
+
 // --- the control plane as the chart's ServiceAccount --------------------------------------------
 
 /// The default (`rbac.watchWorkloadsClusterWide: true`, `--workload-watch cluster`): a store made
 /// through the API becomes Ready and is deleted through the API (foreground); a namespace of a store's
 /// name that is not the store's is refused and never touched.
 #[tokio::test]
-async fn control_plane_as_its_service_account_creates_and_deletes_a_store() {
+async fn control_plane_as_its_service_accounts_creates_and_deletes_a_store() {
     let mut cp = ServiceAccountControlPlane::start("sfcp", true).await;
     assert!(
         cp.identity.can_i("watch pods --all-namespaces"),
@@ -596,6 +1085,7 @@ async fn control_plane_as_its_service_account_creates_and_deletes_a_store() {
     );
     let id = cp.create_ready_store("Platform chart test").await;
     cp.assert_owned_and_bound(&id).await;
+    cp.assert_credentials_revealed(&id).await;
     let deleted = cp
         .http
         .delete(cp.server.url(&format!("/stores/{id}")))
@@ -679,7 +1169,7 @@ async fn control_plane_as_its_service_account_creates_and_deletes_a_store() {
         .await
         .unwrap();
     cp.assert_no_watch_errors();
-    cp.server.stop();
+    cp.stop();
 }
 
 /// `rbac.watchWorkloadsClusterWide: false`, `--workload-watch off`: no cluster-wide reads of workloads
@@ -707,16 +1197,22 @@ async fn control_plane_without_cluster_wide_watches_polls_and_cleans_up_after_ku
     );
     cp.wait_gone(&id).await;
     cp.assert_no_watch_errors();
-    cp.server.stop();
+    cp.stop();
 }
 
-/// The platform chart installed in a fresh namespace and `storefleet serve` running as its
-/// ServiceAccount, configured from the rendered Deployment. Fields drop in order: the control plane
-/// stops, its Stores are cleaned up, then the chart is uninstalled and its namespace deleted.
+/// The platform chart installed in a fresh namespace and its two processes running as the chart's
+/// Deployment runs them: `storefleet serve --component api` as the API's ServiceAccount and
+/// `--component controller` as the controller's, sharing one SQLite file, each configured from its
+/// container in the rendered Deployment. Fields drop in order: both processes stop, their Stores are
+/// cleaned up, then the chart is uninstalled and its namespace deleted.
 struct ServiceAccountControlPlane {
+    /// The API: what the tests talk HTTP to.
     server: ControlPlane,
+    controller: ControlPlane,
     _leftovers: InstanceCleanup,
+    /// The controller's identity.
     identity: ServiceAccountIdentity,
+    _api_identity: ServiceAccountIdentity,
     release: Release,
     ns: testkit::TestNamespace,
     cluster: Cluster,
@@ -739,24 +1235,64 @@ impl ServiceAccountControlPlane {
             release.extra_values.push(values);
         }
         run_ok(&mut release.upgrade_cmd(&cluster));
-        let identity = ServiceAccountIdentity::get(&cluster, &ns.name, &release.fullname()).await;
+        let fullname = release.fullname();
+        let identity = ServiceAccountIdentity::from_token_secret(
+            &cluster,
+            &ns.name,
+            &format!("{fullname}-controller-token"),
+        )
+        .await;
+        let api_identity =
+            ServiceAccountIdentity::get(&cluster, &ns.name, &format!("{fullname}-api")).await;
         let instance = format!("platform-chart-{}", &ns.name[ns.name.len() - 8..]);
-        let token = format!("token-{}", &ns.name);
+        let token = format!("platform-chart-admin-token-{}", &ns.name);
         let leftovers = InstanceCleanup {
             kubeconfig: cluster.kubeconfig.clone(),
             instance: instance.clone(),
         };
-        let env = release.deployment_env(&cluster);
+        let controller_settings = release.container_settings(&cluster, "controller");
+        let api_settings = release.container_settings(&cluster, "api");
+        assert_eq!(controller_settings.component, "controller");
+        assert_eq!(api_settings.component, "api");
         assert_eq!(
-            env.get("STOREFLEET_WORKLOAD_WATCH").map(String::as_str),
+            controller_settings
+                .env
+                .get("STOREFLEET_WORKLOAD_WATCH")
+                .map(String::as_str),
             Some(if watch_workloads { "cluster" } else { "off" }),
             "the chart's Deployment"
         );
-        let server = ControlPlane::start(&cluster, &identity, &instance, &token, &env).await;
+        assert!(
+            api_settings.env.is_empty(),
+            "the API container binds nothing and watches no workloads: {:?}",
+            api_settings.env
+        );
+        // One database for both, as the Pod's shared volume.
+        let database = identity.dir.join("storefleet.db");
+        let controller = ControlPlane::start(
+            &cluster,
+            &identity,
+            &database,
+            &instance,
+            None,
+            &controller_settings,
+        )
+        .await;
+        let server = ControlPlane::start(
+            &cluster,
+            &api_identity,
+            &database,
+            &instance,
+            Some(&token),
+            &api_settings,
+        )
+        .await;
         ServiceAccountControlPlane {
             server,
+            controller,
             _leftovers: leftovers,
             identity,
+            _api_identity: api_identity,
             release,
             ns,
             cluster,
@@ -765,6 +1301,11 @@ impl ServiceAccountControlPlane {
             http: reqwest::Client::new(),
             _values_dir: values_dir,
         }
+    }
+
+    fn stop(&mut self) {
+        self.server.stop();
+        self.controller.stop();
     }
 
     async fn status(&self, id: &str) -> Option<(u16, Value)> {
@@ -804,7 +1345,7 @@ impl ServiceAccountControlPlane {
             assert!(
                 body["status"] != "Failed",
                 "store failed: {body}\n{}",
-                self.server.log_tail()
+                self.controller.log_tail()
             );
             (code == 200 && body["status"] == "Ready").then_some(())
         })
@@ -837,30 +1378,71 @@ impl ServiceAccountControlPlane {
                 .map(String::as_str),
             Some(id)
         );
-        let bindings = Api::<RoleBinding>::namespaced(self.cluster.client.clone(), id)
+        // Inert on this 1.20 cluster (no Pod Security Admission), enforced from 1.23 on.
+        assert_eq!(
+            namespace
+                .labels()
+                .get("pod-security.kubernetes.io/enforce")
+                .map(String::as_str),
+            Some("restricted")
+        );
+        let mut bindings = Api::<RoleBinding>::namespaced(self.cluster.client.clone(), id)
             .list(&Default::default())
             .await
             .unwrap()
             .items;
+        bindings.sort_by_key(|b| b.name_any());
+        let fullname = self.release.fullname();
+        let expected = [
+            (
+                "storefleet",
+                format!("{fullname}-store"),
+                format!("{fullname}-controller"),
+            ),
+            (
+                "storefleet-api",
+                format!("{fullname}-store-api"),
+                format!("{fullname}-api"),
+            ),
+        ];
         assert_eq!(
             bindings.len(),
-            1,
+            expected.len(),
             "RoleBindings in {id}: {:?}",
             bindings.iter().map(|b| b.name_any()).collect::<Vec<_>>()
         );
-        let binding = &bindings[0];
-        assert_eq!(binding.role_ref.kind, "ClusterRole");
+        for (binding, (name, role, account)) in bindings.iter().zip(&expected) {
+            assert_eq!(binding.name_any(), *name);
+            assert_eq!(binding.role_ref.kind, "ClusterRole");
+            assert_eq!(&binding.role_ref.name, role);
+            let subjects = binding.subjects.clone().unwrap_or_default();
+            assert_eq!(subjects.len(), 1, "{subjects:?}");
+            assert_eq!(subjects[0].kind, "ServiceAccount");
+            assert_eq!(&subjects[0].name, account);
+            assert_eq!(
+                subjects[0].namespace.as_deref(),
+                Some(self.ns.name.as_str())
+            );
+        }
+    }
+
+    /// `GET /stores/{id}/credentials`: the API, as its own identity, reads the store's Secret through
+    /// the RoleBinding the controller made for it.
+    async fn assert_credentials_revealed(&self, id: &str) {
+        let response = self
+            .http
+            .get(self.server.url(&format!("/stores/{id}/credentials")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_eq!(
-            binding.role_ref.name,
-            format!("{}-store", self.release.fullname())
-        );
-        let subjects = binding.subjects.clone().unwrap_or_default();
-        assert_eq!(subjects.len(), 1, "{subjects:?}");
-        assert_eq!(subjects[0].kind, "ServiceAccount");
-        assert_eq!(subjects[0].name, self.release.fullname());
-        assert_eq!(
-            subjects[0].namespace.as_deref(),
-            Some(self.ns.name.as_str())
+            status.as_u16(),
+            200,
+            "credentials of {id}: {body}\n{}",
+            self.server.log_tail()
         );
     }
 
@@ -891,14 +1473,22 @@ impl ServiceAccountControlPlane {
         out.lines().map(str::to_owned).collect()
     }
 
-    /// Every watch the control plane opened was allowed: what it watches matches what the chart grants.
+    /// Every watch either process opened was allowed: what each watches matches what the chart grants
+    /// its identity.
     fn assert_no_watch_errors(&self) {
-        let log = std::fs::read_to_string(&self.server.process.log_path).unwrap_or_default();
-        let denied: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("forbidden") && l.contains("watch"))
-            .collect();
-        assert!(denied.is_empty(), "refused watches:\n{}", denied.join("\n"));
+        for process in [&self.server, &self.controller] {
+            let log = std::fs::read_to_string(&process.process.log_path).unwrap_or_default();
+            let denied: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("forbidden") && l.contains("watch"))
+                .collect();
+            assert!(
+                denied.is_empty(),
+                "refused watches ({}):\n{}",
+                process.process.log_path.display(),
+                denied.join("\n")
+            );
+        }
     }
 }
 
@@ -944,7 +1534,7 @@ async fn dockerfile_copies_what_exists_and_pins_the_tested_helm() {
         &[chart_dir().join("values-local.yaml")],
     ));
     let pod = &find(&objects, "Deployment", "sf-storefleet")["spec"]["template"]["spec"];
-    let chart_env = env_map(&pod["containers"][0]);
+    let chart_env = env_map(container(pod, "controller"));
     for key in [
         "STOREFLEET_CHART",
         "STOREFLEET_HELM",
@@ -1057,7 +1647,10 @@ async fn binary_starts_as_the_image_runs_it() {
     .env("KUBECONFIG", "/tmp/kubeconfig")
     .env("STOREFLEET_LISTEN", "127.0.0.1:0") // not the image's 0.0.0.0:8080: a shared machine
     .env("STOREFLEET_INSTANCE", &instance)
-    .env("STOREFLEET_ADMIN_TOKEN", "image-layout-test-token")
+    .env(
+        "STOREFLEET_ADMIN_TOKEN",
+        "image-layout-test-token-of-at-least-32-chars",
+    )
     .env("STOREFLEET_LOG_FORMAT", "json");
     let mut server = Spawned::start(cmd, &dir.join("serve.log"));
     let addr = server.wait_listening().await;
@@ -1170,7 +1763,30 @@ fn storefleet_binary() -> PathBuf {
     binary
 }
 
+/// `helm template` as for the test cluster (Kubernetes 1.20, no ValidatingAdmissionPolicy: opted in).
 fn template(cluster: &Cluster, release: &str, namespace: &str, values: &[PathBuf]) -> String {
+    let mut cmd = template_cmd(cluster, release, namespace, values);
+    cmd.args(OPT_IN);
+    run_ok(&mut cmd)
+}
+
+/// `helm template` as for a cluster with ValidatingAdmissionPolicy (Kubernetes 1.30+): no opt-in
+/// needed, and the policy is rendered.
+fn template_with_policy(
+    cluster: &Cluster,
+    release: &str,
+    namespace: &str,
+    values: &[PathBuf],
+) -> String {
+    let mut cmd = template_cmd(cluster, release, namespace, values);
+    cmd.args([
+        "--api-versions",
+        "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",
+    ]);
+    run_ok(&mut cmd)
+}
+
+fn template_cmd(cluster: &Cluster, release: &str, namespace: &str, values: &[PathBuf]) -> Command {
     let mut cmd = cluster.helm();
     cmd.args(["template", release])
         .arg(chart_dir())
@@ -1178,7 +1794,17 @@ fn template(cluster: &Cluster, release: &str, namespace: &str, values: &[PathBuf
     for file in values {
         cmd.arg("-f").arg(file);
     }
-    run_ok(&mut cmd)
+    cmd
+}
+
+/// A Pod template's container by name.
+fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
 }
 
 fn parse_objects(manifest: &str) -> Vec<Value> {
@@ -1343,6 +1969,12 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// One container of the chart's Deployment, as the tests run it: `--component` and rights settings.
+struct ContainerSettings {
+    component: String,
+    env: BTreeMap<String, String>,
+}
+
 /// One install of the platform chart (release name = namespace name), uninstalled on drop.
 struct Release {
     name: String,
@@ -1373,22 +2005,25 @@ impl Release {
         release
     }
 
-    /// `helm upgrade --install` with values-local.yaml; the image is irrelevant on the stand-in node.
+    /// `helm upgrade --install` with values-local.yaml, opted in for the 1.20 test cluster (no
+    /// ValidatingAdmissionPolicy); the image is irrelevant on the stand-in node.
     fn upgrade_cmd(&self, cluster: &Cluster) -> Command {
         let mut cmd = cluster.helm();
         cmd.args(["upgrade", "--install", &self.name])
             .arg(chart_dir())
             .args(["-n", &self.namespace, "-f"])
-            .arg(chart_dir().join("values-local.yaml"));
+            .arg(chart_dir().join("values-local.yaml"))
+            .args(OPT_IN);
         for file in &self.extra_values {
             cmd.arg("-f").arg(file);
         }
         cmd
     }
 
-    /// How the installed Deployment configures the control plane's rights: the store role, its own
-    /// identity, and the workload watch mode that matches the ClusterRole.
-    fn deployment_env(&self, cluster: &Cluster) -> BTreeMap<String, String> {
+    /// How the installed Deployment runs one of its containers: the component (`--component`) and
+    /// the settings about rights (which roles to bind to whom, the workload watch mode that matches
+    /// the ClusterRole), those of them the container sets.
+    fn container_settings(&self, cluster: &Cluster, name: &str) -> ContainerSettings {
         let manifest =
             run_ok(
                 cluster
@@ -1396,23 +2031,37 @@ impl Release {
                     .args(["get", "manifest", &self.name, "-n", &self.namespace]),
             );
         let objects = parse_objects(&manifest);
-        let env = env_map(
-            &find(&objects, "Deployment", &self.fullname())["spec"]["template"]["spec"]["containers"]
-                [0],
+        let container = container(
+            &find(&objects, "Deployment", &self.fullname())["spec"]["template"]["spec"],
+            name,
         );
-        [
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap_or_else(|| panic!("container {name} has no args"))
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let component = args
+            .iter()
+            .skip_while(|a| **a != "--component")
+            .nth(1)
+            .unwrap_or_else(|| panic!("container {name} runs no --component: {args:?}"))
+            .to_string();
+        let env = env_map(container);
+        let env = [
             "STOREFLEET_STORE_ROLE",
             "STOREFLEET_SERVICE_ACCOUNT",
+            "STOREFLEET_API_STORE_ROLE",
+            "STOREFLEET_API_SERVICE_ACCOUNT",
             "STOREFLEET_WORKLOAD_WATCH",
         ]
         .into_iter()
-        .map(|key| {
-            let value = env[key]
-                .as_str()
-                .unwrap_or_else(|| panic!("the Deployment sets no {key}"));
-            (key.to_owned(), value.to_owned())
+        .filter_map(|key| {
+            let value = env.get(key)?.as_str()?;
+            Some((key.to_owned(), value.to_owned()))
         })
-        .collect()
+        .collect();
+        ContainerSettings { component, env }
     }
 
     fn fullname(&self) -> String {
@@ -1476,13 +2125,41 @@ impl Drop for InstanceCleanup {
     }
 }
 
-/// The chart's ServiceAccount, authenticated by its own token (Kubernetes 1.20 keeps one in a Secret).
+/// One of the chart's ServiceAccounts, authenticated by its own token.
 struct ServiceAccountIdentity {
     kubeconfig: PathBuf,
     dir: PathBuf,
 }
 
 impl ServiceAccountIdentity {
+    /// By the token in a `kubernetes.io/service-account-token` Secret, once Kubernetes has filled it:
+    /// how the chart gives the controller container its identity.
+    async fn from_token_secret(
+        cluster: &Cluster,
+        namespace: &str,
+        secret: &str,
+    ) -> ServiceAccountIdentity {
+        let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
+        let token = wait_for(
+            "Kubernetes to fill the token Secret",
+            Duration::from_secs(60),
+            || {
+                let secrets = secrets.clone();
+                async move {
+                    let secret = secrets.get(secret).await.ok()?;
+                    String::from_utf8(secret.data?.get("token")?.0.clone()).ok()
+                }
+            },
+        )
+        .await;
+        let dir = scratch_dir(namespace);
+        let kubeconfig = dir.join("kubeconfig");
+        write_kubeconfig(&cluster.kubeconfig, Some(&token), &kubeconfig);
+        ServiceAccountIdentity { kubeconfig, dir }
+    }
+
+    /// By the token Kubernetes 1.20 issues for every ServiceAccount in a Secret of its own (a Pod of
+    /// the account gets an equivalent one, projected).
     async fn get(cluster: &Cluster, namespace: &str, name: &str) -> ServiceAccountIdentity {
         let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client.clone(), namespace);
         let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
@@ -1627,26 +2304,29 @@ impl Drop for Spawned {
     }
 }
 
-/// `storefleet serve` from target/debug as the chart's ServiceAccount, configured as the chart's
-/// Deployment configures it (`chart_env`: store role, identity, workload watch mode).
+/// `storefleet serve --component <c>` from target/debug as one of the chart's ServiceAccounts,
+/// configured as the chart's Deployment configures that container (`settings`: component, roles,
+/// identities, workload watch mode). The admin token only where the chart gives it (the API).
 struct ControlPlane {
     process: Spawned,
     base: String,
-    _dir: PathBuf,
 }
 
 impl ControlPlane {
     async fn start(
         cluster: &Cluster,
         identity: &ServiceAccountIdentity,
+        database: &Path,
         instance: &str,
-        token: &str,
-        chart_env: &BTreeMap<String, String>,
+        admin_token: Option<&str>,
+        settings: &ContainerSettings,
     ) -> ControlPlane {
         let dir = identity.dir.clone();
         let mut cmd = Command::new(storefleet_binary());
         cmd.args([
             "serve",
+            "--component",
+            &settings.component,
             "--listen",
             "127.0.0.1:0",
             "--log-format",
@@ -1655,22 +2335,25 @@ impl ControlPlane {
             instance,
         ])
         .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("storefleet.db").display()))
+        .arg(format!("sqlite://{}", database.display()))
         .arg("--chart")
         .arg(workspace().join("charts/store"))
         .arg("--helm")
         .arg(&cluster.helm)
         .env("KUBECONFIG", &identity.kubeconfig)
-        .env("STOREFLEET_ADMIN_TOKEN", token)
-        .envs(chart_env)
+        .env_remove("STOREFLEET_ADMIN_TOKEN")
+        .envs(&settings.env)
         .env("RUST_LOG", "info,storefleet=debug")
         .current_dir(&dir);
-        let mut process = Spawned::start(cmd, &dir.join("serve.log"));
+        if let Some(token) = admin_token {
+            cmd.env("STOREFLEET_ADMIN_TOKEN", token);
+        }
+        let log = dir.join(format!("serve-{}.log", settings.component));
+        let mut process = Spawned::start(cmd, &log);
         let addr = process.wait_listening().await;
         ControlPlane {
             process,
             base: format!("http://{addr}"),
-            _dir: dir,
         }
     }
 

@@ -101,7 +101,8 @@ impl ControlPlane {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let token = format!("realpods-{nanos:x}-{}", std::process::id());
+        // At least 32 characters: `storefleet serve` refuses a shorter --admin-token.
+        let token = format!("realpods-{nanos:032x}-{}", std::process::id());
         let log = dir.path().join("server.log");
         let out = File::create(&log).unwrap();
         let child = Command::new(&binary)

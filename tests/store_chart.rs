@@ -638,9 +638,32 @@ fn check_containers(objects: &[Value], what: &str) {
             "{whose}: token mounted"
         );
         assert!(
-            pod["hostNetwork"].is_null() && pod["hostPID"].is_null(),
+            pod["hostNetwork"].is_null() && pod["hostPID"].is_null() && pod["hostIPC"].is_null(),
             "{whose}"
         );
+        // Store namespaces enforce the `restricted` Pod Security Standard: only these volume types.
+        for volume in pod["volumes"].as_array().into_iter().flatten() {
+            let kinds: Vec<&String> = volume
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "name")
+                .collect();
+            assert!(
+                kinds.iter().all(|k| [
+                    "configMap",
+                    "csi",
+                    "downwardAPI",
+                    "emptyDir",
+                    "ephemeral",
+                    "persistentVolumeClaim",
+                    "projected",
+                    "secret"
+                ]
+                .contains(&k.as_str())),
+                "{whose}: volume {volume} is not allowed under the restricted Pod Security Standard"
+            );
+        }
         let containers = ["initContainers", "containers"]
             .iter()
             .flat_map(|k| pod[*k].as_array().cloned().unwrap_or_default());
@@ -659,6 +682,14 @@ fn check_containers(objects: &[Value], what: &str) {
             let psc = &pod["securityContext"];
             assert_eq!(sc["allowPrivilegeEscalation"], false, "{whose}");
             assert_ne!(sc["privileged"], true, "{whose}");
+            assert!(
+                container["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|p| p["hostPort"].is_null()),
+                "{whose}: hostPort"
+            );
             let drops = sc["capabilities"]["drop"]
                 .as_array()
                 .cloned()

@@ -24,13 +24,32 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: control-plane
 {{- end -}}
 
-{{- define "storefleet.serviceAccountName" -}}
-{{- .Values.serviceAccount.name | default (include "storefleet.fullname" .) -}}
+{{/*
+Two identities, one per container (docs/security.md, "Who may do what in the cluster"): the API,
+which parses requests from the network and may grant no rights, and the controller, which runs helm
+and binds roles in store namespaces. The API's is the Pod's ServiceAccount.
+*/}}
+{{- define "storefleet.apiServiceAccountName" -}}
+{{- printf "%s-api" (include "storefleet.fullname" .) -}}
 {{- end -}}
 
-{{/* The ClusterRole the control plane binds, with a RoleBinding, inside each store namespace only. */}}
+{{- define "storefleet.controllerServiceAccountName" -}}
+{{- printf "%s-controller" (include "storefleet.fullname" .) -}}
+{{- end -}}
+
+{{/* The controller's token, mounted into the controller container only (secret-controller-token.yaml). */}}
+{{- define "storefleet.controllerTokenSecret" -}}
+{{- printf "%s-controller-token" (include "storefleet.fullname" .) -}}
+{{- end -}}
+
+{{/* The ClusterRole the controller binds to itself, with a RoleBinding, inside each store namespace only. */}}
 {{- define "storefleet.storeRole" -}}
 {{- printf "%s-store" (include "storefleet.fullname" .) -}}
+{{- end -}}
+
+{{/* The ClusterRole the controller binds to the API, likewise: reading a store's credentials. */}}
+{{- define "storefleet.storeApiRole" -}}
+{{- printf "%s-store-api" (include "storefleet.fullname" .) -}}
 {{- end -}}
 
 {{- define "storefleet.adminTokenSecret" -}}
@@ -56,4 +75,42 @@ app.kubernetes.io/component: control-plane
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) -}}
 {{- fail "ingress.host is required when ingress.enabled" -}}
 {{- end -}}
+{{- if not (or (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy") .Values.rbac.allowWithoutAdmissionPolicy) -}}
+{{- fail (printf `this cluster (Kubernetes %s) has no ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, Kubernetes 1.30+). Without it RBAC cannot keep the controller's "create rolebindings" inside store namespaces: whoever takes over the controller container can bind the store role in kube-system, read the Secrets there and become cluster-admin (docs/security.md, "Who may do what in the cluster"). Install on Kubernetes 1.30 or later, or accept that risk with --set rbac.allowWithoutAdmissionPolicy=true. (helm template without a cluster: add --api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy.)` .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Settings both containers read the same way (the SQLite file is one, on the shared volume). */}}
+{{- define "storefleet.sharedEnv" -}}
+- { name: STOREFLEET_BASE_DOMAIN, value: {{ .Values.baseDomain | quote }} }
+- { name: STOREFLEET_URL_SCHEME, value: {{ .Values.urlScheme | quote }} }
+- { name: STOREFLEET_ENVIRONMENT, value: {{ .Values.environment | quote }} }
+# Where the image puts the store chart (Dockerfile).
+- { name: STOREFLEET_CHART, value: /opt/storefleet/charts/store }
+- { name: STOREFLEET_MAX_STORES, value: {{ .Values.maxStores | quote }} }
+- { name: STOREFLEET_DATABASE_URL, value: "sqlite:///data/storefleet.db" }
+- { name: STOREFLEET_INSTANCE, value: {{ .Values.instance | quote }} }
+- { name: STOREFLEET_LOG_FORMAT, value: {{ .Values.logFormat | quote }} }
+# The root filesystem is read-only.
+- { name: HOME, value: /tmp }
+- { name: TMPDIR, value: /tmp }
+{{- end -}}
+
+{{/* A container's probes, on its named port. */}}
+{{- define "storefleet.probes" -}}
+startupProbe:
+  httpGet: { path: /healthz, port: {{ . }} }
+  periodSeconds: 2
+  failureThreshold: 60
+livenessProbe:
+  httpGet: { path: /healthz, port: {{ . }} }
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 3
+# /readyz checks the API server and the database: traffic only when both answer.
+readinessProbe:
+  httpGet: { path: /readyz, port: {{ . }} }
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 3
 {{- end -}}

@@ -93,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
         max_parallel: args.max_parallel,
         dir: dir.path().to_path_buf(),
     };
-    let token = format!("bench-{}", random_id());
+    // At least 32 characters: `storefleet serve` refuses a shorter --admin-token.
+    let token = format!("bench-{:032x}", rand::random::<u128>());
     let started = Instant::now();
     eprintln!(
         "[bench] instance {}, control plane log {}",

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, Environment, LogFormat, ServiceAccountRef, UrlScheme, WorkloadWatch};
+use crate::config::{
+    Component, Config, Environment, LogFormat, ServiceAccountRef, UrlScheme, WorkloadWatch,
+};
 
 #[derive(Parser)]
 #[command(
@@ -20,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the REST API and the Store controller in one process.
+    /// Run the REST API and the Store controller (both, or one of them: `--component`).
     Serve(Box<ServeArgs>),
     /// Print the Store CustomResourceDefinition as YAML.
     Crd,
@@ -30,6 +32,10 @@ enum Command {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// `all`: API and controller in this process; `api` or `controller`: one of them (the platform
+    /// chart runs both, as separate containers with separate Kubernetes identities).
+    #[arg(long, env = "STOREFLEET_COMPONENT", value_enum, default_value_t = Component::All)]
+    pub component: Component,
     /// Address the API listens on (port 0 picks a free port; the log says which).
     #[arg(long, env = "STOREFLEET_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -69,13 +75,32 @@ pub struct ServeArgs {
         default_value = "sqlite://storefleet.db"
     )]
     pub database_url: String,
-    /// Bearer token of the built-in `admin` user. Without it, a token is generated at first start,
-    /// printed once to stdout, and only its hash is kept.
+    /// Bearer token of the built-in `admin` user (at least 32 characters). Without it, a token is
+    /// generated at first start, printed once to stdout, and only its hash is kept.
     #[arg(long, env = "STOREFLEET_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Which Stores this control plane serves (label `storefleet.dev/instance`; unlabelled = default).
     #[arg(long, env = "STOREFLEET_INSTANCE", default_value = "default")]
     pub instance: String,
+    /// The dashboard's and API's own origin as browsers see it (`https://storefleet.example.com`):
+    /// cookie-authenticated writes must come from exactly this scheme, host and port. Unset: the
+    /// request's own host (`Host`, or HTTP/2's `:authority`) with `--url-scheme`.
+    #[arg(long, env = "STOREFLEET_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// `Idempotency-Key`s are remembered this long.
+    #[arg(long, env = "STOREFLEET_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_ttl: std::time::Duration,
+    /// Audit entries older than this are deleted (`0s`: kept forever).
+    #[arg(long, env = "STOREFLEET_AUDIT_MAX_AGE", default_value = "2160h", value_parser = parse_duration)]
+    pub audit_max_age: std::time::Duration,
+    /// At most this many audit entries are kept; the oldest go first (0: no limit). Each entry is at
+    /// most about 1 KiB, so this bounds the log's size.
+    #[arg(
+        long,
+        env = "STOREFLEET_AUDIT_MAX_ENTRIES",
+        default_value_t = 1_000_000
+    )]
+    pub audit_max_entries: u64,
     /// Server-side apply the Store CRD at start and wait until it is Established (tests, development).
     #[arg(long, env = "STOREFLEET_INSTALL_CRD", default_value_t = false)]
     pub install_crd: bool,
@@ -89,6 +114,14 @@ pub struct ServeArgs {
     /// The control plane's own ServiceAccount (`namespace/name`), the subject of that RoleBinding.
     #[arg(long, env = "STOREFLEET_SERVICE_ACCOUNT")]
     pub service_account: Option<ServiceAccountRef>,
+    /// A ClusterRole to bind (RoleBinding `storefleet-api`) to --api-service-account in each store
+    /// namespace, next to the store role: what the API, running as an identity of its own, may do
+    /// there (read the store's credentials). Needs --store-role.
+    #[arg(long, env = "STOREFLEET_API_STORE_ROLE")]
+    pub api_store_role: Option<String>,
+    /// The API's own ServiceAccount (`namespace/name`), the subject of RoleBinding `storefleet-api`.
+    #[arg(long, env = "STOREFLEET_API_SERVICE_ACCOUNT")]
+    pub api_service_account: Option<ServiceAccountRef>,
     /// `cluster`: watch workloads and pods in every namespace (needs read-only list/watch of them
     /// cluster-wide) and notice readiness at once; `off`: poll each provisioning store's namespace.
     #[arg(long, env = "STOREFLEET_WORKLOAD_WATCH", value_enum, default_value_t = WorkloadWatch::Cluster)]
@@ -142,6 +175,15 @@ impl ValueEnum for Environment {
     }
 }
 
+impl ValueEnum for Component {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Component::All, Component::Api, Component::Controller]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
 impl ValueEnum for WorkloadWatch {
     fn value_variants<'a>() -> &'a [Self] {
         &[WorkloadWatch::Cluster, WorkloadWatch::Off]
@@ -182,7 +224,7 @@ mod tests {
             "storefleet",
             "serve",
             "--admin-token",
-            "t",
+            "0123456789abcdef0123456789abcdef",
             "--chart",
             chart,
         ];
@@ -191,6 +233,33 @@ mod tests {
             Command::Serve(args) => *args,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn short_admin_tokens_public_urls_and_components() {
+        let short =
+            Cli::try_parse_from(["storefleet", "serve", "--admin-token", "hunter2"]).unwrap();
+        let Command::Serve(args) = short.command else {
+            unreachable!()
+        };
+        let refused = Config::from_args(*args).unwrap_err().to_string();
+        assert!(refused.contains("at least 32"), "{refused}");
+        let config = Config::from_args(serve_args(&[
+            "--public-url",
+            "https://storefleet.example.com",
+            "--component",
+            "api",
+        ]))
+        .unwrap();
+        assert_eq!(config.component, Component::Api);
+        assert!(config.guard.origin.public.is_some());
+        assert!(
+            Config::from_args(serve_args(&["--public-url", "storefleet.example.com"])).is_err()
+        );
+        assert_eq!(
+            Config::from_args(serve_args(&[])).unwrap().component,
+            Component::All
+        );
     }
 
     #[test]
@@ -211,8 +280,34 @@ mod tests {
         assert_eq!(access.role, "storefleet-store");
         assert_eq!(access.service_account.to_string(), "storefleet/storefleet");
         assert_eq!(config.workload_watch, WorkloadWatch::Off);
+        assert_eq!(access.api, None);
         let alone = Config::from_args(serve_args(&["--store-role", "storefleet-store"]));
         assert!(alone.unwrap_err().to_string().contains("go together"));
+        let config = Config::from_args(serve_args(&[
+            "--store-role",
+            "sf-store",
+            "--service-account",
+            "platform/sf-controller",
+            "--api-store-role",
+            "sf-store-api",
+            "--api-service-account",
+            "platform/sf-api",
+        ]))
+        .unwrap();
+        let api = config.store_access.unwrap().api.unwrap();
+        assert_eq!(api.role, "sf-store-api");
+        assert_eq!(api.service_account.to_string(), "platform/sf-api");
+        let alone = Config::from_args(serve_args(&["--api-store-role", "sf-store-api"]));
+        assert!(alone.unwrap_err().to_string().contains("go together"));
+        // Only the controller's identity may bind, so the API's grant comes with the store role.
+        let without = Config::from_args(serve_args(&[
+            "--api-store-role",
+            "sf-store-api",
+            "--api-service-account",
+            "platform/sf-api",
+        ]));
+        let message = without.unwrap_err().to_string();
+        assert!(message.contains("needs --store-role"), "{message}");
         assert!(
             Cli::try_parse_from(["storefleet", "serve", "--service-account", "no-slash"]).is_err()
         );

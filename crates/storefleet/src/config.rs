@@ -45,6 +45,37 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which parts of the control plane this process runs. The platform chart runs `api` and
+/// `controller` as two containers with two identities, so the process that parses requests from the
+/// network holds no right to grant rights (docs/security.md, "Who may do what in the cluster").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// The REST API and the dashboard, with their own watch of Stores.
+    Api,
+    /// The Store controller and Helm; `--listen` serves only `/healthz`, `/readyz` and `/metrics`.
+    Controller,
+    /// Both in one process, with one identity (development, tests, `scripts/run`).
+    All,
+}
+
+impl Component {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Api => "api",
+            Component::Controller => "controller",
+            Component::All => "all",
+        }
+    }
+
+    pub fn runs_api(self) -> bool {
+        matches!(self, Component::Api | Component::All)
+    }
+
+    pub fn runs_controller(self) -> bool {
+        matches!(self, Component::Controller | Component::All)
+    }
+}
+
 /// How the controller learns that a store's workloads changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkloadWatch {
@@ -103,6 +134,17 @@ impl std::fmt::Display for ServiceAccountRef {
 pub struct StoreAccess {
     pub role: String,
     pub service_account: ServiceAccountRef,
+    /// When the API runs as an identity of its own (the platform chart's `api` container): what it
+    /// may do in each store namespace (read the store's credentials), bound there by the controller
+    /// too, since the API itself may grant nothing.
+    pub api: Option<ApiAccess>,
+}
+
+/// The API's grant in each store namespace: `role` (a ClusterRole) bound to `service_account`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiAccess {
+    pub role: String,
+    pub service_account: ServiceAccountRef,
 }
 
 /// How store URLs are made: `<scheme>://<store id>.<base domain>`.
@@ -124,6 +166,7 @@ impl StoreUrls {
 
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub component: Component,
     pub listen: SocketAddr,
     pub urls: StoreUrls,
     pub environment: Environment,
@@ -145,15 +188,22 @@ pub struct Config {
     pub workload_watch: WorkloadWatch,
     /// Rate limits, request limits, CORS, security headers.
     pub guard: crate::api::guard::Settings,
+    /// Housekeeping of the database: audit retention, idempotency keys' lifetime.
+    pub retention: crate::storage::Retention,
 }
+
+/// The shortest `--admin-token` accepted: a guessable admin token is the one credential the
+/// refused-sign-in limit cannot save (tokens the server makes have 256 bits).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
 impl Config {
     pub fn from_args(args: ServeArgs) -> anyhow::Result<Self> {
         ensure!(
-            args.admin_token
-                .as_deref()
-                .is_none_or(|t| !t.trim().is_empty()),
-            "--admin-token (STOREFLEET_ADMIN_TOKEN) must not be empty"
+            args.admin_token.as_deref().is_none_or(
+                |t| t.trim().len() >= MIN_ADMIN_TOKEN_LEN && !t.contains(char::is_whitespace)
+            ),
+            "--admin-token (STOREFLEET_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN_LEN} characters, \
+             without spaces (or leave it out: a 256-bit token is then generated and printed once)"
         );
         ensure!(
             is_dns_name(&args.base_domain),
@@ -181,6 +231,22 @@ impl Config {
             "the chart has no {}",
             env_values.display()
         );
+        let api_access = match (args.api_store_role, args.api_service_account) {
+            (Some(role), Some(service_account)) => {
+                ensure!(
+                    is_dns_subdomain(&role),
+                    "--api-store-role {role:?} is not a ClusterRole name"
+                );
+                Some(ApiAccess {
+                    role,
+                    service_account,
+                })
+            }
+            (None, None) => None,
+            _ => bail!(
+                "--api-store-role (STOREFLEET_API_STORE_ROLE) and --api-service-account (STOREFLEET_API_SERVICE_ACCOUNT) go together"
+            ),
+        };
         let store_access = match (args.store_role, args.service_account) {
             (Some(role), Some(service_account)) => {
                 ensure!(
@@ -190,9 +256,17 @@ impl Config {
                 Some(StoreAccess {
                     role,
                     service_account,
+                    api: api_access,
                 })
             }
-            (None, None) => None,
+            (None, None) => {
+                // The controller binds the API's role in the same step as its own.
+                ensure!(
+                    api_access.is_none(),
+                    "--api-store-role needs --store-role and --service-account: the controller binds both"
+                );
+                None
+            }
             _ => bail!(
                 "--store-role (STOREFLEET_STORE_ROLE) and --service-account (STOREFLEET_SERVICE_ACCOUNT) go together"
             ),
@@ -206,7 +280,13 @@ impl Config {
         let absolute = |p: PathBuf| {
             std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
         };
+        let public_origin = args
+            .public_url
+            .as_deref()
+            .map(crate::api::origin::PublicOrigin::parse)
+            .transpose()?;
         Ok(Self {
+            component: args.component,
             listen: args.listen,
             urls: StoreUrls {
                 scheme: args.url_scheme,
@@ -235,7 +315,13 @@ impl Config {
                 args.guard,
                 args.wait_limit,
                 args.url_scheme == UrlScheme::Https,
+                public_origin,
             )?,
+            retention: crate::storage::Retention {
+                audit_max_age: (!args.audit_max_age.is_zero()).then_some(args.audit_max_age),
+                audit_max_entries: (args.audit_max_entries > 0).then_some(args.audit_max_entries),
+                idempotency_ttl: args.idempotency_ttl,
+            },
         })
     }
 

@@ -95,6 +95,27 @@ pub struct Helm {
     metrics: Option<Arc<Metrics>>,
 }
 
+/// What of the control plane's environment a helm child sees: its search path and temporary
+/// directory, Kubernetes' connection (kubeconfig, or the in-cluster service address), proxies, and
+/// helm's own settings.
+fn helm_may_see(var: &str) -> bool {
+    matches!(
+        var,
+        "PATH"
+            | "HOME"
+            | "TMPDIR"
+            | "KUBECONFIG"
+            | "KUBERNETES_SERVICE_HOST"
+            | "KUBERNETES_SERVICE_PORT"
+            | "HTTPS_PROXY"
+            | "HTTP_PROXY"
+            | "NO_PROXY"
+            | "https_proxy"
+            | "http_proxy"
+            | "no_proxy"
+    ) || var.starts_with("HELM_")
+}
+
 impl Helm {
     pub fn new(
         binary: PathBuf,
@@ -225,6 +246,14 @@ impl Helm {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // A minimal environment: helm needs where it is, how to reach the cluster and where to keep
+        // its files, and nothing of ours (`STOREFLEET_ADMIN_TOKEN` above all).
+        cmd.env_clear();
+        for (var, value) in std::env::vars_os() {
+            if var.to_str().is_some_and(helm_may_see) {
+                cmd.env(var, value);
+            }
+        }
         for (var, dir) in [
             ("HELM_CACHE_HOME", "cache"),
             ("HELM_CONFIG_HOME", "config"),
@@ -329,6 +358,27 @@ fn parse_list(id: &StoreId, stdout: &str) -> Result<ReleaseState, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn helm_sees_no_storefleet_setting() {
+        for seen in [
+            "PATH",
+            "KUBECONFIG",
+            "HELM_CACHE_HOME",
+            "KUBERNETES_SERVICE_HOST",
+            "HOME",
+        ] {
+            assert!(super::helm_may_see(seen), "{seen}");
+        }
+        for hidden in [
+            "STOREFLEET_ADMIN_TOKEN",
+            "STOREFLEET_DATABASE_URL",
+            "AWS_SECRET_ACCESS_KEY",
+            "LD_PRELOAD",
+        ] {
+            assert!(!super::helm_may_see(hidden), "{hidden}");
+        }
+    }
+
     use super::*;
 
     #[test]

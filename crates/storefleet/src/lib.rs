@@ -3,18 +3,22 @@
 //!
 //! - [`domain`]: newtypes parsed at the edges (store id, name, engine, owner, idempotency key)
 //! - [`crd`]: the `Store` resource; [`controller`]: reconciling it; [`helm`]: the helm binary
-//! - [`stores`]: the domain core behind the API ([`store_reads`]: its reads, from the watch cache); [`api`]: axum routes; [`storage`]: audit log (SQLite)
+//! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
+//!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
+//! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
 //! - [`cli`], [`config`], [`server`], [`telemetry`], [`metrics`]: wiring
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod dependencies;
 pub mod domain;
 pub mod helm;
 pub mod metrics;
 pub mod server;
 pub mod storage;
+pub mod store_feed;
 pub mod store_reads;
 pub mod stores;
 pub mod telemetry;

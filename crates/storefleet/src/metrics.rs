@@ -34,17 +34,19 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+/// Every label value comes from a closed set: route templates of the router (`unmatched` for the
+/// rest), the standard methods (`other` for the rest), and status codes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
-    method: String,
+    method: &'static str,
 }
 
 /// The `reason` label values of `storefleet_reconcile_errors_total`.
@@ -89,6 +91,9 @@ pub struct Metrics {
     reconcile_errors: Family<ReasonLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Histograms<RouteLabels>,
+    audit_entries: Gauge,
+    audit_pruned: Counter,
+    event_streams: Gauge,
 }
 
 impl Default for Metrics {
@@ -133,6 +138,24 @@ impl Default for Metrics {
             Unit::Seconds,
             http_duration.clone(),
         );
+        let audit_entries = Gauge::default();
+        registry.register(
+            "audit_entries",
+            "Entries in the audit log (kept within --audit-max-age and --audit-max-entries)",
+            audit_entries.clone(),
+        );
+        let audit_pruned = Counter::default();
+        registry.register(
+            "audit_pruned",
+            "Audit entries deleted by retention",
+            audit_pruned.clone(),
+        );
+        let event_streams = Gauge::default();
+        registry.register(
+            "event_streams",
+            "Event streams open now",
+            event_streams.clone(),
+        );
         // Known reasons start at 0, so the family is visible (and `rate()` works) before a failure.
         for reason in RECONCILE_ERROR_REASONS {
             let _ = reconcile_errors.get_or_create(&ReasonLabels { reason });
@@ -145,6 +168,9 @@ impl Default for Metrics {
             reconcile_errors,
             http_requests,
             http_duration,
+            audit_entries,
+            audit_pruned,
+            event_streams,
         }
     }
 }
@@ -167,25 +193,38 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// After a retention pass: entries left, entries deleted.
+    pub fn audit_retention(&self, entries: u64, pruned: u64) {
+        self.audit_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.audit_pruned.inc_by(pruned);
+    }
+
+    pub fn event_streams(&self, open: usize) {
+        self.event_streams
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
     pub fn reconcile_error(&self, reason: &'static str) {
         self.reconcile_errors
             .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 
-    /// `route` is the matched route template (bounded), never the raw path.
-    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+    /// `route` is the matched route template (bounded), never the raw path; `method` a label of
+    /// `api::methods::label`.
+    pub fn http_request(&self, route: &str, method: &'static str, status: u16, took: Duration) {
         self.http_requests
             .get_or_create(&HttpLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method,
                 status,
             })
             .inc();
         self.http_duration
             .get_or_create(&RouteLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method,
             })
             .observe(took.as_secs_f64());
     }
@@ -219,12 +258,12 @@ impl Metrics {
 /// Middleware: counts every HTTP request by route template, method and status, and times it.
 pub async fn track_http(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = crate::telemetry::route(&req).to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = crate::api::methods::label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
     metrics.http_request(
         &route,
-        &method,
+        method,
         response.status().as_u16(),
         started.elapsed(),
     );

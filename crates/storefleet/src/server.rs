@@ -1,4 +1,5 @@
-//! `storefleet serve`: connect, migrate, start the controller and the API, stop on SIGTERM/Ctrl-C.
+//! `storefleet serve`: connect, migrate, start the controller and/or the API (`--component`), stop on
+//! SIGTERM/Ctrl-C within seconds, whatever state the process is in.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,13 +9,17 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 
+use kube::runtime::reflector::Store as StoreCache;
+
 use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::config::{Component, Config};
 use crate::controller::{self, Context};
 use crate::crd::Store;
+use crate::dependencies::Dependencies;
 use crate::helm::Helm;
 use crate::metrics::Metrics;
-use crate::storage::{Action, AuditEntry, Bootstrap, Database};
+use crate::storage::{Action, AuditEntry, Bootstrap, Database, Housekeeping};
+use crate::store_feed::StoreFeed;
 use crate::stores::StoreService;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -26,9 +31,148 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         install_crd(&client).await?;
     }
     let db = Database::connect(&config.database_url).await?;
-    bootstrap_admin(&db, &config).await?;
-
+    let deps = Arc::new(Dependencies::default());
     let metrics = Arc::new(Metrics::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let (deps, client, db) = (deps.clone(), client.clone(), db.clone());
+        tasks.spawn(async move { deps.keep_current(client, db).await });
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+
+    let (app, controller) = match config.component {
+        Component::Api => (
+            api_app(&config, &client, &db, &deps, &metrics, &mut tasks).await?,
+            None,
+        ),
+        Component::Controller => {
+            let (controller, cache) = start_controller(&config, &client, &db, &deps, &metrics);
+            let app = api::probes_router(api::ProbeState {
+                metrics: metrics.clone(),
+                deps: deps.clone(),
+                cache,
+                instance: config.instance.clone(),
+            });
+            (app, Some(controller))
+        }
+        Component::All => {
+            let app = api_app(&config, &client, &db, &deps, &metrics, &mut tasks).await?;
+            let (controller, _cache) = start_controller(&config, &client, &db, &deps, &metrics);
+            (app, Some(controller))
+        }
+    };
+    tracing::info!(
+        %addr,
+        component = config.component.as_str(),
+        instance = %config.instance,
+        workload_watch = config.workload_watch.as_str(),
+        store_role = config.store_access.as_ref().map(|a| a.role.as_str()),
+        "listening"
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(async move {
+        let mut stopped = stopped;
+        // Not `axum::serve`: it cannot limit header size or time (see `guard::listener`).
+        api::guard::listener::serve(listener, app, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    let controller = async move {
+        match controller {
+            Some(controller) => controller.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = controller => tracing::warn!("the controller stopped by itself"),
+        joined = &mut server => {
+            joined.context("the API server task")?.context("serving the API")?;
+            return Ok(());
+        }
+    }
+    // Stop accepting; requests under way get a moment. Event streams never end by themselves, and
+    // reconciles under way are safe to cut (a helm release left pending is unlocked at the next
+    // start): SIGTERM ends the process within seconds whatever it was doing.
+    let _ = stop.send(true);
+    tasks.abort_all();
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(joined) => joined
+            .context("the API server task")?
+            .context("serving the API")?,
+        Err(_) => tracing::info!("closing the remaining connections"),
+    }
+    Ok(())
+}
+
+/// How long a stopping process waits for requests under way.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The API side: its own watch of Stores (one, feeding every event stream), the stores service, the
+/// admin bootstrap, the router.
+async fn api_app(
+    config: &Config,
+    client: &Client,
+    db: &Database,
+    deps: &Arc<Dependencies>,
+    metrics: &Arc<Metrics>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<axum::Router> {
+    bootstrap_admin(db, config).await?;
+    // The API side keeps the database within its bounds (one housekeeper, also with two containers).
+    let retention = Housekeeping::new(db.clone(), config.retention.clone(), metrics.clone());
+    tasks.spawn(retention.run());
+    let (feed, watch) = StoreFeed::start(client.clone(), &config.instance, deps.clone());
+    tasks.spawn(watch);
+    let cache = feed.cache();
+    let stores = StoreService::new(
+        Api::all(client.clone()),
+        feed,
+        config.instance.clone(),
+        config.urls.clone(),
+        config.max_stores,
+        db.idempotency(config.retention.idempotency_ttl),
+        db.audit(),
+    );
+    let sessions = Arc::new(api::session::Sessions::new(
+        config.urls.scheme == crate::config::UrlScheme::Https,
+    ));
+    let streams = api::streams::Streams::new(config.guard.streams);
+    tasks.spawn(streams.clone().keep_sweeping(db.users(), sessions.clone()));
+    let state = AppState {
+        stores: Arc::new(stores),
+        audit: db.audit(),
+        users: db.users(),
+        db: db.clone(),
+        client: client.clone(),
+        sessions,
+        wait_limit: config.wait_limit,
+        metrics: metrics.clone(),
+        cache,
+        guard: Arc::new(api::guard::Guard::new(config.guard.clone())),
+        streams,
+        deps: deps.clone(),
+    };
+    Ok(api::router(state))
+}
+
+/// The controller side: waits for the CRD (a controller without it would only fail, loudly, in a
+/// loop), then reconciles. Answers the future that runs it and its cache of Stores.
+fn start_controller(
+    config: &Config,
+    client: &Client,
+    db: &Database,
+    deps: &Arc<Dependencies>,
+    metrics: &Arc<Metrics>,
+) -> (
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    StoreCache<Store>,
+) {
     let mut values_files = vec![config.env_values_file()];
     values_files.extend(config.extra_values.iter().cloned());
     let helm = Helm::new(
@@ -51,59 +195,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             workload_watch: config.workload_watch,
         },
     ));
-    let (controller, cache) = controller::run(ctx);
-
-    let stores = StoreService::new(
-        Api::all(client.clone()),
-        cache.clone(),
-        config.instance.clone(),
-        config.urls.clone(),
-        config.max_stores,
-        db.idempotency(),
-        db.audit(),
-    );
-    let state = AppState {
-        stores: Arc::new(stores),
-        audit: db.audit(),
-        users: db.users(),
-        db,
-        client,
-        sessions: Arc::new(api::session::Sessions::new(
-            config.urls.scheme == crate::config::UrlScheme::Https,
-        )),
-        wait_limit: config.wait_limit,
-        metrics,
-        cache,
-        guard: Arc::new(api::guard::Guard::new(config.guard.clone())),
+    let (run, cache) = controller::run(ctx);
+    let deps = deps.clone();
+    let component = config.component;
+    let ready_cache = cache.clone();
+    let controller = async move {
+        deps.crd_served().await;
+        tracing::info!("starting the controller");
+        if component == Component::Controller {
+            // This process has no API-side watch: its readiness follows the controller's own.
+            let deps = deps.clone();
+            tokio::spawn(async move {
+                if ready_cache.wait_until_ready().await.is_ok() {
+                    deps.store_watch_synced();
+                }
+            });
+        }
+        run.await;
     };
-    let app = api::router(state);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(
-        %addr,
-        instance = %config.instance,
-        workload_watch = config.workload_watch.as_str(),
-        store_role = config.store_access.as_ref().map(|a| a.role.as_str()),
-        "listening"
-    );
-
-    let server = tokio::spawn(async move {
-        // Not `axum::serve`: it cannot limit header size or time (see `guard::listener`).
-        api::guard::listener::serve(listener, app, shutdown_signal()).await
-    });
-    // The controller runs until SIGTERM/Ctrl-C, then finishes the reconciles under way.
-    controller.await;
-    tracing::info!("controller stopped");
-    // Event streams never end by themselves: give open connections a moment, not forever.
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(joined) => joined
-            .context("the API server task")?
-            .context("serving the API")?,
-        Err(_) => tracing::info!("closing the remaining connections"),
-    }
-    Ok(())
+    (Box::pin(controller), cache)
 }
 
 /// The built-in admin can always sign in: with `--admin-token`, or with a token generated at first

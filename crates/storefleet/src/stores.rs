@@ -8,8 +8,7 @@ use either::Either;
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::runtime::reflector::Store as StoreCache;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -21,6 +20,7 @@ use crate::crd::{
 };
 use crate::domain::{Engine, IdempotencyKey, Owner, Role, StoreId, StoreName, UserId};
 use crate::storage::{Action, AuditEntry, AuditLog, IdempotencyStore, StoredAnswer, User};
+use crate::store_feed::{FeedEvent, StoreFeed};
 use crate::store_reads::StoreReads;
 use crate::view_cache::ViewCache;
 
@@ -94,6 +94,8 @@ pub struct Caller {
     /// The user's own quota; the global `--max-stores` applies as well.
     pub max_stores: u32,
     pub remote_addr: Option<String>,
+    /// The token or session the request came with (event streams end when it does).
+    pub credential: Option<crate::api::auth::Credential>,
 }
 
 impl Caller {
@@ -104,7 +106,13 @@ impl Caller {
             role: user.role,
             max_stores: user.max_stores,
             remote_addr,
+            credential: None,
         }
+    }
+
+    pub fn with_credential(mut self, credential: crate::api::auth::Credential) -> Self {
+        self.credential = Some(credential);
+        self
     }
 
     pub fn is_admin(&self) -> bool {
@@ -159,16 +167,18 @@ pub struct StoreService {
     create_lock: tokio::sync::Mutex<()>,
     idempotency: IdempotencyStore,
     audit: AuditLog,
-    /// `list` and `get` read the controller's watch cache (with read-your-writes).
+    /// `list` and `get` read the API's watch cache (with read-your-writes).
     reads: StoreReads,
     views: ViewCache,
+    /// Store changes for event streams and `?wait=true`.
+    feed: StoreFeed,
 }
 
 impl StoreService {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         api: Api<Store>,
-        cache: StoreCache<Store>,
+        feed: StoreFeed,
         instance: String,
         urls: StoreUrls,
         max_stores: u32,
@@ -176,8 +186,9 @@ impl StoreService {
         audit: AuditLog,
     ) -> Self {
         Self {
-            reads: StoreReads::new(cache, api.clone()),
+            reads: StoreReads::new(feed.cache(), api.clone()),
             views: ViewCache::default(),
+            feed,
             api,
             instance,
             urls,
@@ -490,55 +501,66 @@ impl StoreService {
         Ok(())
     }
 
-    /// Changes of one store: its state at the start, then every change, then `Deleted` (and the end).
-    /// Check access with [`StoreService::get`] first; a store's owner never changes.
+    /// Changes of one store: its state at the start (when this process has seen it), then every
+    /// change, then `Deleted` (and the end). From the one shared watch (`store_feed`): no API-server
+    /// watch per caller. Check access with [`StoreService::get`] first; a store's owner never changes.
     pub fn changes(
         &self,
         id: &StoreId,
     ) -> impl Stream<Item = StoreChange> + Send + 'static + use<> {
-        let fields = format!("metadata.name={id}");
-        let api = self.api.clone();
+        let mut feed = self.feed.subscribe();
+        let cache = self.feed.cache();
+        let id = id.to_string();
         let instance = self.instance.clone();
         let urls = self.urls.clone();
-        let events = watcher(api, watcher::Config::default().fields(&fields)).default_backoff();
-        // A (re)list that does not contain the store means it is gone, even if the Delete was missed.
-        events
-            .scan((false, false), move |(seen, done), event| {
+        let change = move |s: &Store| {
+            if belongs_to(s, &instance) {
+                StoreChange::Updated(Box::new(view_of(s, &urls)))
+            } else {
+                StoreChange::Deleted
+            }
+        };
+        async_stream::stream! {
+            let key = ObjectRef::<Store>::new(&id);
+            // Absent after a re-list counts as gone only for a store this stream has seen: a store
+            // created a moment ago may not have reached the cache yet.
+            let mut seen = false;
+            if let Some(s) = cache.get(&key) {
+                seen = true;
+                let first = change(&s);
+                let gone = first == StoreChange::Deleted;
+                yield first;
+                if gone {
+                    return;
+                }
+            }
+            while let Some(event) = feed.next().await {
                 let out = match event {
-                    _ if *done => return futures::future::ready(None),
-                    Ok(watcher::Event::Init) => {
-                        *seen = false;
-                        None
+                    FeedEvent::Changed(s) if s.name_any() == id => {
+                        seen = true;
+                        change(&s)
                     }
-                    Ok(watcher::Event::InitApply(s) | watcher::Event::Apply(s)) => {
-                        *seen = true;
-                        if belongs_to(&s, &instance) {
-                            Some(StoreChange::Updated(Box::new(view_of(&s, &urls))))
-                        } else {
-                            *done = true;
-                            Some(StoreChange::Deleted)
+                    FeedEvent::Deleted(s) if s.name_any() == id => StoreChange::Deleted,
+                    FeedEvent::Resynced => match cache.get(&key) {
+                        Some(s) => {
+                            seen = true;
+                            change(&s)
                         }
-                    }
-                    Ok(watcher::Event::InitDone) if !*seen => {
-                        *done = true;
-                        Some(StoreChange::Deleted)
-                    }
-                    Ok(watcher::Event::InitDone) => None,
-                    Ok(watcher::Event::Delete(_)) => {
-                        *done = true;
-                        Some(StoreChange::Deleted)
-                    }
-                    Err(e) => {
-                        tracing::warn!("watching a store: {e}");
-                        None
-                    }
+                        None if seen => StoreChange::Deleted,
+                        None => continue,
+                    },
+                    _ => continue,
                 };
-                futures::future::ready(Some(out))
-            })
-            .filter_map(futures::future::ready)
+                let gone = out == StoreChange::Deleted;
+                yield out;
+                if gone {
+                    break;
+                }
+            }
+        }
     }
 
-    /// Waits (on a watch) until the store is Ready or Failed, or `limit` passes. `None`: it is gone.
+    /// Waits (on the shared watch) until the store is Ready or Failed, or `limit` passes. `None`: it is gone.
     pub async fn wait_settled(
         &self,
         caller: &Caller,
@@ -574,6 +596,11 @@ impl StoreService {
         } else {
             ListParams::default().labels(&format!("{LABEL_INSTANCE}={}", self.instance))
         }
+    }
+
+    /// The shared watch of Stores (event streams).
+    pub fn feed(&self) -> &StoreFeed {
+        &self.feed
     }
 
     pub fn view(&self, store: &Store) -> StoreView {

@@ -151,6 +151,9 @@ pub fn route<B>(req: &axum::http::Request<B>) -> &str {
         .map_or("unmatched", MatchedPath::as_str)
 }
 
+/// Characters of a request's URI that reach the log.
+const URI_LOGGED: usize = 256;
+
 /// The span of an HTTP request: every log line inside carries the request id, and `store_id` when
 /// the path names a store.
 pub fn http_span<B>(req: &axum::http::Request<B>) -> Span {
@@ -159,12 +162,18 @@ pub fn http_span<B>(req: &axum::http::Request<B>) -> Span {
         .path()
         .strip_prefix("/stores/")
         .and_then(|rest| StoreId::parse(rest.split('/').next().unwrap_or_default()).ok());
+    // A path is the caller's to make as long as the head limit allows: the log keeps its start.
+    let uri = req.uri().to_string();
+    let uri = match uri.char_indices().nth(URI_LOGGED) {
+        Some((end, _)) => format!("{}…", &uri[..end]),
+        None => uri,
+    };
     tracing::info_span!(
         "request",
         request_id = request_id(req),
-        method = %req.method(),
+        method = crate::api::methods::label(req.method()),
         route = route(req),
-        uri = %req.uri(),
+        uri = %uri,
         store_id = store_id.as_ref().map(StoreId::as_str),
     )
 }

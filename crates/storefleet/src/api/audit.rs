@@ -52,6 +52,11 @@ pub async fn list_audit(
         .audit
         .list(limit, store_id.as_ref().map(StoreId::as_str), member)
         .await
-        .map_err(|e| Problem::internal(format!("reading the audit log: {e}")))?;
+        .map_err(|e| {
+            super::health::unavailable(
+                "Database unavailable",
+                format!("reading the audit log: {e}"),
+            )
+        })?;
     Ok(Json(records))
 }

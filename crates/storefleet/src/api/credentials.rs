@@ -63,7 +63,12 @@ pub async fn reveal(
     let secret = secrets
         .get_opt(&format!("{id}-credentials"))
         .await
-        .map_err(|e| Problem::internal(format!("reading the credentials of {id}: {e}")))?;
+        .map_err(|e| {
+            super::health::unavailable(
+                "Kubernetes unavailable",
+                format!("reading the credentials of {id}: {e}"),
+            )
+        })?;
     let data = secret.and_then(|s| s.data).unwrap_or_default();
     let credentials = from_secret(&data, view.admin_url)
         .ok_or_else(|| not_available(&id, "the credentials are not available yet; they appear once the store's release is installed"))?;

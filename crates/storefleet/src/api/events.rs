@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 
 use super::problem::{Problem, ProblemBody};
@@ -20,16 +21,26 @@ use crate::stores::{Caller, StoreChange};
         (status = 200, description = "`text/event-stream`: `store` events carrying the store (as in `GET /stores/{store_id}`), then `deleted`", content_type = "text/event-stream", body = String),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Too many event streams open (yours, or the server's)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The Store CRD is not installed, or Kubernetes is unreachable", body = ProblemBody, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("session" = []))
 )]
 pub async fn store_events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(store_id): ApiPath<String>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    let id = StoreId::parse(&store_id)?;
-    let first = state.stores.get(&caller, &id).await?;
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Response> {
+    let id = StoreId::parse(&store_id).map_err(|e| Problem::from(e).into_response())?;
+    let first = state
+        .stores
+        .get(&caller, &id)
+        .await
+        .map_err(|e| Problem::from(e).into_response())?;
+    let ticket = state
+        .streams
+        .open(&caller)
+        .map_err(super::live::streams_refused)?;
     let changes = state.stores.changes(&id);
     let stream = async_stream::stream! {
         yield Ok(store_event(&first));
@@ -49,7 +60,7 @@ pub async fn store_events(
             }
         }
     };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(super::streams::bounded(ticket, stream)).keep_alive(KeepAlive::default()))
 }
 
 fn store_event(view: &crate::stores::StoreView) -> Event {

@@ -66,6 +66,7 @@ mod tests {
             role,
             max_stores: 1,
             remote_addr: None,
+            credential: None,
         }
     }
 

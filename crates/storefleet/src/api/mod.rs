@@ -8,10 +8,13 @@ pub mod guard;
 pub mod health;
 pub mod live;
 pub mod me;
+pub mod methods;
 pub mod openapi;
+pub mod origin;
 pub mod problem;
 pub mod session;
 pub mod stores;
+pub mod streams;
 pub mod users;
 
 use std::sync::Arc;
@@ -31,6 +34,7 @@ use tracing::Level;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::crd::Store;
+use crate::dependencies::Dependencies;
 use crate::metrics::{self, Metrics};
 use crate::storage::{AuditLog, Database, Users};
 use crate::stores::StoreService;
@@ -52,14 +56,19 @@ pub struct AppState {
     pub sessions: Arc<session::Sessions>,
     pub wait_limit: Duration,
     pub metrics: Arc<Metrics>,
-    /// The controller's watch cache of Stores (metrics; `StoreService` reads it too, with read-your-writes).
+    /// The watch cache of Stores (metrics; `StoreService` reads it too, with read-your-writes).
     pub cache: StoreCache<Store>,
     /// Rate limits, timeouts, CORS, security headers (`guard/`).
     pub guard: Arc<guard::Guard>,
+    /// Open event streams: caps, lifetime, revocation.
+    pub streams: Arc<streams::Streams>,
+    /// The CRD, the watch and the database as this process last saw them (`/readyz`, 503s).
+    pub deps: Arc<Dependencies>,
 }
 
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
+    // Routes that need Stores: while the CRD is missing they answer 503 naming the fix.
+    let stores = Router::new()
         .route(
             "/stores",
             get(stores::list_stores).post(stores::create_store),
@@ -72,6 +81,12 @@ pub fn router(state: AppState) -> Router {
         .route("/stores/{store_id}/credentials", get(credentials::reveal))
         .route("/events", get(live::all_events))
         .route("/me", get(me::me))
+        .route_layer(middleware::from_fn_with_state(
+            state.deps.clone(),
+            health::require_crd,
+        ));
+    let protected = Router::new()
+        .merge(stores)
         .route("/audit", get(audit::list_audit))
         .route("/users", get(users::list_users).post(users::create_user))
         .route(
@@ -127,7 +142,41 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, UuidRequestId))
         .layer(middleware::map_request(telemetry::drop_insane_request_id))
+        // Before anything else: a method outside HTTP's standard set never reaches a log line, a
+        // metric label or an allocation that lives past the request.
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            methods::refuse_unknown,
+        ))
         .with_state(state)
+}
+
+/// The controller component's only routes: probes and metrics (`--component controller`).
+pub fn probes_router(state: ProbeState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::controller_readyz))
+        .route("/metrics", get(health::controller_metrics))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track_http,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            methods::refuse_unknown,
+        ))
+        .with_state(state)
+}
+
+/// What the controller component's probe routes read.
+#[derive(Clone)]
+pub struct ProbeState {
+    pub metrics: Arc<Metrics>,
+    pub deps: Arc<Dependencies>,
+    /// The controller's own cache of Stores (metrics by phase; readiness).
+    pub cache: StoreCache<Store>,
+    pub instance: String,
 }
 
 /// `Query` whose rejection is a problem+json answer.

@@ -21,7 +21,7 @@ use super::{audit, credentials, events, health, live, me, problem, session, stor
         credentials::Credentials, me::Me, me::Role, session::SignIn, users::CreateUserRequest,
         users::UpdateUserRequest, users::CreateTokenRequest, users::UserView, users::TokenView,
         users::NewUser, users::NewToken)),
-    modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams),
+    modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams, &UnavailableResponses),
     tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "health"))
 )]
 struct ApiDoc;
@@ -81,6 +81,57 @@ impl Modify for EventStreams {
             .get_or_insert_with(Default::default)
             .schemas
             .insert(SseEvent::name().into_owned(), SseEvent::schema());
+    }
+}
+
+/// Every operation that reads the cluster or the database may answer 503 when one of them is away (or
+/// the Store CRD is missing): a cause on the platform's side, never a 500.
+struct UnavailableResponses;
+
+impl Modify for UnavailableResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("A dependency is unavailable: the Kubernetes API, the Store CRD (the detail names the command that installs it) or the database")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ProblemBody")))
+                    .build(),
+            )
+            .build();
+        for_each_operation(openapi, |path, operation| {
+            if !matches!(path, "/healthz" | "/metrics") {
+                operation
+                    .responses
+                    .responses
+                    .entry("503".into())
+                    .or_insert_with(|| RefOr::T(response.clone()));
+            }
+        });
+    }
+}
+
+/// Calls `f` with every operation of the document and its path.
+pub fn for_each_operation(
+    doc: &mut utoipa::openapi::OpenApi,
+    mut f: impl FnMut(&str, &mut utoipa::openapi::path::Operation),
+) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            f(path, operation);
+        }
     }
 }
 

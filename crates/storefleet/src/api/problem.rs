@@ -207,7 +207,18 @@ impl From<StoreError> for Problem {
                     "the Kubernetes API server cannot be reached; retry in a few seconds",
                 )
             }
-            StoreError::NoFreeId | StoreError::Kube(_) | StoreError::Database(_) => {
+            // Any other answer of the cluster (RBAC refusing, a resource it does not serve): a cause
+            // on the cluster's side, which an operator fixes there. 503, never 500 (issue 19).
+            StoreError::Kube(_) | StoreError::Database(_) => {
+                tracing::error!("{e}");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Dependency unavailable",
+                    e.to_string(),
+                )
+            }
+            StoreError::NoFreeId => {
                 tracing::error!("{e}");
                 Problem::internal(e.to_string())
             }

@@ -4,6 +4,12 @@
 //! and keeps no credential at rest. A session remembers the token it was opened with (by id), and
 //! every request checks that token and its user again: revoking the token or disabling the user ends
 //! the session.
+//!
+//! Over https the cookie is `__Host-storefleet_session` (`Secure`, `Path=/`, no `Domain`): a store on
+//! a sibling host (`store-x.example.com` beside `storefleet.example.com`) cannot set or shadow a
+//! `__Host-` cookie, so it can neither fix a session nor lock one out. Browsers refuse the prefix
+//! without `Secure`, so plain http (a laptop) uses `storefleet_session`; there a request carrying two
+//! session cookies is refused rather than guessed at.
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde::Deserialize;
@@ -21,12 +27,20 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::remote_addr;
 use super::me::{self, Me};
+use super::origin::{self, PublicOrigin};
 use super::problem::{Problem, ProblemBody};
 use crate::domain::TokenId;
 use crate::storage::AuditEntry;
 use crate::stores::Caller;
 
+/// The cookie's name over plain http.
 pub const COOKIE: &str = "storefleet_session";
+/// The cookie's name over https.
+pub const SECURE_COOKIE: &str = "__Host-storefleet_session";
+
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { SECURE_COOKIE } else { COOKIE }
+}
 /// A working day; after that the dashboard asks for the token again.
 pub const TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
@@ -75,6 +89,18 @@ impl Sessions {
         self.open.lock().expect("sessions lock").remove(&digest(id));
     }
 
+    /// Whether the session with this digest is still open (event streams check this to end when
+    /// their session is signed out).
+    pub fn is_open(&self, key: &[u8; 32]) -> bool {
+        let open = self.open.lock().expect("sessions lock");
+        open.get(key)
+            .is_some_and(|(_, expires)| *expires > Instant::now())
+    }
+
+    pub fn cookie_name(&self) -> &'static str {
+        cookie_name(self.secure)
+    }
+
     fn set_cookie(&self, id: &str) -> HeaderValue {
         self.cookie(id, TTL.as_secs())
     }
@@ -85,69 +111,86 @@ impl Sessions {
 
     fn cookie(&self, value: &str, max_age: u64) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
+        let name = self.cookie_name();
         HeaderValue::from_str(&format!(
-            "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
+            "{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}"
         ))
         .expect("session cookies are header-safe")
     }
 }
 
-fn digest(id: &str) -> [u8; 32] {
+pub fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
-/// The session id from the `Cookie` header(s), if any.
-pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
-    headers
+/// Two or more session cookies in one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TwoCookies;
+
+/// The session cookie(s) named `name` in the `Cookie` header(s): `Ok(None)` without one,
+/// `Err(TwoCookies)` with two or more (ambiguous: which one the browser meant is unknowable).
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, TwoCookies> {
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim())
-        .filter(|value| !value.is_empty())
-}
-
-/// CSRF defence in depth (SameSite=Strict is the first line): a cookie-authenticated request that
-/// changes something must not come from another origin. Browsers send `Origin` on such requests;
-/// clients that send none (curl, scripts) are not browsers and are let through.
-pub fn same_origin(method: &Method, headers: &HeaderMap) -> bool {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return true;
+        .filter(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(TwoCookies);
     }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let authority = origin.to_str().ok().and_then(|o| {
-        o.strip_prefix("http://")
-            .or_else(|| o.strip_prefix("https://"))
-    });
-    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+    Ok(first.filter(|value| !value.is_empty()))
 }
 
 /// How a request without a bearer token stands with respect to sessions.
 pub enum CookieAuth {
     /// No session cookie at all.
     Absent,
-    /// A live session, opened with this token (still to be checked).
-    Valid(TokenId),
+    /// A live session, opened with this token (still to be checked), and the session's digest.
+    Valid(TokenId, [u8; 32]),
     /// Unknown or expired session.
     Expired,
     /// A valid session, but an unsafe method from another origin.
     CrossOrigin,
+    /// Two or more session cookies.
+    Ambiguous,
 }
 
-pub fn authenticate(sessions: &Sessions, req: &Request) -> CookieAuth {
-    let Some(id) = cookie_value(req.headers()) else {
-        return CookieAuth::Absent;
+pub fn authenticate(sessions: &Sessions, origin: &OriginCheck, req: &Request) -> CookieAuth {
+    let id = match cookie_value(req.headers(), sessions.cookie_name()) {
+        Ok(Some(id)) => id,
+        Ok(None) => return CookieAuth::Absent,
+        Err(TwoCookies) => return CookieAuth::Ambiguous,
     };
     match sessions.find(id) {
         None => CookieAuth::Expired,
-        Some(_) if !same_origin(req.method(), req.headers()) => CookieAuth::CrossOrigin,
-        Some(token) => CookieAuth::Valid(token),
+        Some(_) if !origin.allows(req.method(), req.uri(), req.headers()) => {
+            CookieAuth::CrossOrigin
+        }
+        Some(token) => CookieAuth::Valid(token, digest(id)),
     }
+}
+
+/// What the Origin check compares with (see `origin.rs`).
+#[derive(Clone, Debug)]
+pub struct OriginCheck {
+    pub public: Option<PublicOrigin>,
+    pub https: bool,
+}
+
+impl OriginCheck {
+    pub fn allows(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        origin::same_origin(method, uri, headers, self.public.as_ref(), self.https)
+    }
+}
+
+pub fn two_cookies() -> Problem {
+    Problem::bad_request(
+        "the request carries two session cookies; clear this site's cookies and sign in again",
+    )
 }
 
 pub fn cross_origin() -> Problem {
@@ -181,10 +224,15 @@ pub struct SignIn {
         (status = 422, description = "No token field, or unknown fields", body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
-pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, Problem> {
+pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Response, Response> {
     let remote = remote_addr(&req);
     // Login CSRF: another site must not sign the browser in to an account of its choosing.
-    if !same_origin(req.method(), req.headers()) {
+    if !state
+        .guard
+        .settings
+        .origin
+        .allows(req.method(), req.uri(), req.headers())
+    {
         deny(
             &state,
             remote,
@@ -192,25 +240,42 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
             "POST /session from another origin",
         )
         .await;
-        return Err(cross_origin());
+        return Err(refused_sign_in(cross_origin()));
     }
+    sign_in_checked(&state, remote, req)
+        .await
+        .map_err(|(problem, refused)| {
+            if refused {
+                refused_sign_in(problem)
+            } else {
+                problem.into_response()
+            }
+        })
+}
+
+/// The rest of `POST /session`; `(problem, true)` when the credentials were refused.
+async fn sign_in_checked(
+    state: &AppState,
+    remote: Option<String>,
+    req: Request,
+) -> Result<Response, (Problem, bool)> {
     let body: Result<Json<SignIn>, JsonRejection> = Json::from_request(req, &()).await;
-    let Json(SignIn { token }) = body.map_err(Problem::from)?;
+    let Json(SignIn { token }) = body.map_err(|r| (Problem::from(r), false))?;
     let found = state
         .users
         .authenticate(token.trim())
         .await
-        .map_err(|e| Problem::internal(format!("checking the token: {e}")))?;
+        .map_err(|e| (super::auth::database_problem(e), false))?;
     let found = match found {
         Ok(found) => found,
         Err(failure) => {
             let detail = format!("POST /session: {}", failure.describe());
-            deny(&state, remote, "unauthorized", &detail).await;
-            return Err(Problem::unauthorized(super::auth::refusal(&failure)));
+            deny(state, remote, "unauthorized", &detail).await;
+            return Err((Problem::unauthorized(super::auth::refusal(&failure)), true));
         }
     };
     let caller = Caller::new(&found.user, remote);
-    let me = me::describe(&state, &caller).await?;
+    let me = me::describe(state, &caller).await.map_err(|p| (p, false))?;
     let id = state.sessions.open(found.token_id);
     let mut response = Json(me).into_response();
     let headers = response.headers_mut();
@@ -230,12 +295,14 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Result<Resp
 pub async fn sign_out(
     State(state): State<AppState>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
-) -> Result<Response, Problem> {
-    if !same_origin(&method, &headers) {
-        return Err(cross_origin());
+) -> Result<Response, Response> {
+    if !state.guard.settings.origin.allows(&method, &uri, &headers) {
+        return Err(refused_sign_in(cross_origin()));
     }
-    if let Some(id) = cookie_value(&headers) {
+    // With two cookies neither is trusted; the cookie is cleared all the same.
+    if let Ok(Some(id)) = cookie_value(&headers, state.sessions.cookie_name()) {
         state.sessions.close(id);
     }
     Ok((
@@ -243,6 +310,16 @@ pub async fn sign_out(
         [(header::SET_COOKIE, state.sessions.clear_cookie())],
     )
         .into_response())
+}
+
+/// A refused sign-in or cross-origin attempt counts against the client's address
+/// (`guard/auth_failures.rs`).
+fn refused_sign_in(problem: Problem) -> Response {
+    let mut response = problem.into_response();
+    response
+        .extensions_mut()
+        .insert(crate::api::guard::auth_failures::RefusedCredentials);
+    response
 }
 
 async fn deny(state: &AppState, remote: Option<String>, outcome: &str, detail: &str) {
@@ -305,40 +382,53 @@ mod tests {
     #[test]
     fn finds_the_session_cookie_among_others() {
         let h = headers(&[(header::COOKIE, "a=1; storefleet_session=xyz ; b=2")]);
-        assert_eq!(cookie_value(&h), Some("xyz"));
+        assert_eq!(cookie_value(&h, COOKIE), Ok(Some("xyz")));
         let h = headers(&[
             (header::COOKIE, "a=1"),
             (header::COOKIE, "storefleet_session=q"),
         ]);
-        assert_eq!(cookie_value(&h), Some("q"));
+        assert_eq!(cookie_value(&h, COOKIE), Ok(Some("q")));
         assert_eq!(
-            cookie_value(&headers(&[(header::COOKIE, "storefleet_session=")])),
-            None
+            cookie_value(&headers(&[(header::COOKIE, "storefleet_session=")]), COOKIE),
+            Ok(None)
         );
         assert_eq!(
-            cookie_value(&headers(&[(header::COOKIE, "xstorefleet_session=1")])),
-            None
+            cookie_value(
+                &headers(&[(header::COOKIE, "xstorefleet_session=1")]),
+                COOKIE
+            ),
+            Ok(None)
         );
-        assert_eq!(cookie_value(&HeaderMap::new()), None);
+        assert_eq!(cookie_value(&HeaderMap::new(), COOKIE), Ok(None));
     }
 
     #[test]
-    fn origin_must_match_host_for_unsafe_methods() {
-        let host = (header::HOST, "127.0.0.1:8080");
-        let same = headers(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:8080")]);
-        let other = headers(&[host.clone(), (header::ORIGIN, "http://evil.example")]);
-        let null = headers(&[host.clone(), (header::ORIGIN, "null")]);
-        let none = headers(&[host]);
-        assert!(same_origin(&Method::POST, &same));
-        assert!(!same_origin(&Method::POST, &other));
-        assert!(!same_origin(&Method::DELETE, &null));
+    fn two_session_cookies_are_ambiguous() {
+        let one_header = headers(&[(header::COOKIE, "storefleet_session=a; storefleet_session=b")]);
+        assert_eq!(cookie_value(&one_header, COOKIE), Err(TwoCookies));
+        let two_headers = headers(&[
+            (header::COOKIE, "storefleet_session=a"),
+            (header::COOKIE, "storefleet_session=a"),
+        ]);
+        assert_eq!(cookie_value(&two_headers, COOKIE), Err(TwoCookies));
+        // Over https only the `__Host-` cookie counts: a plain one tossed by a sibling host is ignored.
+        let mixed = headers(&[(
+            header::COOKIE,
+            "storefleet_session=a; __Host-storefleet_session=b",
+        )]);
+        assert_eq!(cookie_value(&mixed, SECURE_COOKIE), Ok(Some("b")));
+    }
+
+    #[test]
+    fn secure_sessions_use_the_host_prefix() {
+        let cookie = Sessions::new(true).set_cookie("abc");
+        let cookie = cookie.to_str().unwrap();
         assert!(
-            same_origin(&Method::DELETE, &none),
-            "non-browser clients send no Origin"
+            cookie.starts_with("__Host-storefleet_session=abc;"),
+            "{cookie}"
         );
         assert!(
-            same_origin(&Method::GET, &other),
-            "safe methods change nothing"
+            cookie.contains("; Secure") && cookie.contains("Path=/") && !cookie.contains("Domain")
         );
     }
 }

@@ -457,7 +457,7 @@ fn no_user(raw: &str) -> Problem {
 
 fn database(e: sqlx::Error) -> Problem {
     tracing::error!("users and tokens: {e}");
-    Problem::internal(format!("database: {e}"))
+    super::health::unavailable("Database unavailable", format!("database: {e}"))
 }
 
 /// When a new token expires; refuses both forms at once, the past, and more than ten years.

@@ -48,7 +48,7 @@ pub async fn cleanup(store: Arc<Store>, ctx: &Context) -> Result<Action> {
             if let Some(access) = &ctx.store_access {
                 // Normally there already; helm needs it to uninstall.
                 if let Err(e) = rolebinding::ensure(&ctx.client, &id, access).await {
-                    tracing::warn!(store_id = %id, "cannot bind the store role for helm uninstall: {e}");
+                    tracing::warn!(store_id = %id, "before helm uninstall: {e}");
                 }
             }
             match ctx.helm.uninstall(&id).await {

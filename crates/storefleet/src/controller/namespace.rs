@@ -10,6 +10,17 @@ use crate::crd::{
 };
 use crate::domain::{StoreId, owner::label_safe};
 
+/// Pod Security Admission (Kubernetes 1.23+) refuses pods below the `restricted` standard in store
+/// namespaces: the store role may create workloads there, so without these a compromised controller
+/// could run a privileged or hostPath pod (root on a node). The store chart's pods meet `restricted`;
+/// the platform chart's admission policy refuses a store namespace without the `enforce` label.
+const POD_SECURITY: [(&str, &str); 4] = [
+    ("pod-security.kubernetes.io/enforce", "restricted"),
+    ("pod-security.kubernetes.io/enforce-version", "latest"),
+    ("pod-security.kubernetes.io/warn", "restricted"),
+    ("pod-security.kubernetes.io/audit", "restricted"),
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamespaceState {
     Missing,
@@ -72,30 +83,39 @@ pub async fn ensure(
     store: &Store,
     instance: &str,
 ) -> kube::Result<NamespaceState> {
-    // blockOwnerDeletion: a foreground delete of the Store waits for the namespace to go first.
-    let owner_ref = store.controller_owner_ref(&()).map(|mut r| {
-        r.block_owner_deletion = Some(true);
-        r
-    });
-    let ns: Namespace = serde_json::from_value(serde_json::json!({
-        "metadata": {
-            "name": id.as_str(),
-            "labels": {
-                LABEL_STORE_ID: id.as_str(),
-                LABEL_OWNER: label_safe(&store.spec.owner),
-                LABEL_INSTANCE: instance,
-                LABEL_MANAGED_BY: MANAGED_BY,
-            },
-            "ownerReferences": owner_ref.into_iter().collect::<Vec<_>>(),
-        },
-    }))
-    .expect("a valid Namespace");
+    let ns = desired(id, store, instance);
     let api = Api::<Namespace>::all(client.clone());
     match api.create(&PostParams::default(), &ns).await {
         Ok(created) => Ok(classify(Some(&created), id, store)),
         Err(kube::Error::Api(e)) if e.code == 409 => observe(client, id, store).await,
         Err(e) => Err(e),
     }
+}
+
+/// The store namespace as created: its labels (store, owner, instance, Pod Security) and its owner.
+fn desired(id: &StoreId, store: &Store, instance: &str) -> Namespace {
+    // blockOwnerDeletion: a foreground delete of the Store waits for the namespace to go first.
+    let owner_ref = store.controller_owner_ref(&()).map(|mut r| {
+        r.block_owner_deletion = Some(true);
+        r
+    });
+    let mut labels = serde_json::json!({
+        LABEL_STORE_ID: id.as_str(),
+        LABEL_OWNER: label_safe(&store.spec.owner),
+        LABEL_INSTANCE: instance,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    });
+    for (key, value) in POD_SECURITY {
+        labels[key] = value.into();
+    }
+    serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": id.as_str(),
+            "labels": labels,
+            "ownerReferences": owner_ref.into_iter().collect::<Vec<_>>(),
+        },
+    }))
+    .expect("a valid Namespace")
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -142,6 +162,37 @@ mod tests {
             ns["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
         }
         serde_json::from_value(ns).unwrap()
+    }
+
+    #[test]
+    fn a_new_store_namespace_enforces_the_restricted_pod_security_standard() {
+        let id = StoreId::parse("store-abcdef").unwrap();
+        let ns = desired(&id, &store("u-1"), "default");
+        let labels = ns.labels();
+        for mode in ["enforce", "warn", "audit"] {
+            assert_eq!(
+                labels
+                    .get(&format!("pod-security.kubernetes.io/{mode}"))
+                    .map(String::as_str),
+                Some("restricted"),
+                "{mode}"
+            );
+        }
+        assert_eq!(
+            labels
+                .get("pod-security.kubernetes.io/enforce-version")
+                .map(String::as_str),
+            Some("latest")
+        );
+        assert_eq!(
+            labels.get(LABEL_MANAGED_BY).map(String::as_str),
+            Some(MANAGED_BY)
+        );
+        // Its own store's namespace, as `observe` will see it.
+        assert_eq!(
+            classify(Some(&ns), &id, &store("u-1")),
+            NamespaceState::Active
+        );
     }
 
     #[test]

@@ -518,8 +518,9 @@ fn namespace_was_lost(st: &StoreStatus) -> bool {
     status::condition(st, NAMESPACE_READY).is_some_and(|c| c.reason == NAMESPACE_LOST)
 }
 
-/// Binds the store role in the store namespace. `Some`: it was refused, retry then (the reason is in
-/// the status, and becomes the store's failure at the deadline).
+/// Binds the store role in the store namespace (and the API's role, when the API has an identity of
+/// its own). `Some`: it was refused, retry then (the reason is in the status, and becomes the store's
+/// failure at the deadline).
 async fn bind(
     store: &Store,
     id: &StoreId,
@@ -530,14 +531,11 @@ async fn bind(
     let Some(access) = &ctx.store_access else {
         return Ok(None);
     };
-    let Err(e) = rolebinding::ensure(&ctx.client, id, access).await else {
+    let Err(refused) = rolebinding::ensure(&ctx.client, id, access).await else {
         tracing::debug!(store_id = %id, role = %access.role, "store role bound");
         return Ok(None);
     };
-    let message = format!(
-        "cannot bind ClusterRole {} to ServiceAccount {} in namespace {id}: {e}",
-        access.role, access.service_account
-    );
+    let message = refused.to_string();
     let retry = retry_in(ctx, id, deadline);
     tracing::warn!(store_id = %id, retry_in = ?retry, "{message}");
     status::set_condition(

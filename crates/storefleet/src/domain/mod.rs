@@ -35,6 +35,10 @@ pub enum DomainError {
     InvalidOwner(&'static str),
     #[error("a user name is 1 to 64 ASCII letters, digits or `.-_@`")]
     InvalidUserName,
+    #[error(
+        "`{0}` is reserved for the control plane's own audit entries; choose another user name"
+    )]
+    ReservedUserName(String),
     #[error("`{0}` is not a role (expected `admin` or `member`)")]
     InvalidRole(String),
     #[error("`{0}` is not a user id (expected `u-` and 16 lowercase hex digits)")]

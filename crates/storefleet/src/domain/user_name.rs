@@ -12,7 +12,21 @@ impl UserName {
     /// The built-in administrator, whose token comes from `--admin-token` (or is generated at first start).
     pub const ADMIN: &'static str = "admin";
 
+    /// A new user's name: also not one of the names the control plane writes into the audit log
+    /// itself (`anonymous`, `controller`, `storefleet`, `system`, in any case), so no user can read
+    /// or pass for their entries.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        if crate::storage::BUILT_IN_ACTORS
+            .iter()
+            .any(|reserved| raw.eq_ignore_ascii_case(reserved))
+        {
+            return Err(DomainError::ReservedUserName(raw.to_owned()));
+        }
+        Self::from_stored(raw)
+    }
+
+    /// A name as stored: users made before names were reserved keep theirs.
+    pub fn from_stored(raw: &str) -> Result<Self, DomainError> {
         let valid = !raw.is_empty()
             && raw.len() <= Self::MAX_LEN
             && raw
@@ -43,6 +57,30 @@ impl fmt::Display for UserName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_in_actor_names_are_reserved() {
+        for reserved in [
+            "anonymous",
+            "Anonymous",
+            "CONTROLLER",
+            "storefleet",
+            "system",
+        ] {
+            assert!(
+                matches!(
+                    UserName::parse(reserved),
+                    Err(DomainError::ReservedUserName(_))
+                ),
+                "{reserved}"
+            );
+            assert!(
+                UserName::from_stored(reserved).is_ok(),
+                "stored: {reserved}"
+            );
+        }
+        assert!(UserName::parse("anonymous2").is_ok());
+    }
 
     #[test]
     fn accepts_the_documented_alphabet_only() {

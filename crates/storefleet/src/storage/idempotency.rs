@@ -1,5 +1,9 @@
-//! Idempotency keys of `POST /stores`: per (owner, key), the hash of the request and the first answer.
-use chrono::Utc;
+//! Idempotency keys of `POST /stores`: per (owner, key), the hash of the request and the first answer,
+//! for `--idempotency-ttl` (24 h by default, as Stripe's); after that the key is free again and
+//! housekeeping deletes it.
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use sqlx::{Row, SqlitePool};
 
 /// The answer given the first time a key was used.
@@ -13,19 +17,27 @@ pub struct StoredAnswer {
 #[derive(Clone)]
 pub struct IdempotencyStore {
     pool: SqlitePool,
+    ttl: Duration,
 }
 
 impl IdempotencyStore {
-    pub(super) fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub(super) fn new(pool: SqlitePool, ttl: Duration) -> Self {
+        Self { pool, ttl }
+    }
+
+    /// Keys saved before this have expired.
+    fn cutoff(&self) -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX)
     }
 
     pub async fn find(&self, owner: &str, key: &str) -> Result<Option<StoredAnswer>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT request_hash, status, body FROM idempotency_keys WHERE owner = ? AND key = ?",
+            "SELECT request_hash, status, body FROM idempotency_keys \
+             WHERE owner = ? AND key = ? AND created_at >= ?",
         )
         .bind(owner)
         .bind(key)
+        .bind(self.cutoff())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
@@ -38,7 +50,19 @@ impl IdempotencyStore {
         .transpose()
     }
 
-    /// Keeps the first answer: a second save for the same (owner, key) changes nothing.
+    /// Deletes expired keys; answers how many.
+    pub async fn prune(&self) -> Result<u64, sqlx::Error> {
+        Ok(
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+                .bind(self.cutoff())
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Keeps the first answer: a second save for the same (owner, key) changes nothing, unless the
+    /// first has expired.
     pub async fn save(
         &self,
         owner: &str,
@@ -48,7 +72,10 @@ impl IdempotencyStore {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO idempotency_keys (owner, key, request_hash, status, body, store_id, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, key) DO NOTHING",
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, key) DO UPDATE SET \
+             request_hash = excluded.request_hash, status = excluded.status, body = excluded.body, \
+             store_id = excluded.store_id, created_at = excluded.created_at \
+             WHERE idempotency_keys.created_at < ?",
         )
         .bind(owner)
         .bind(key)
@@ -57,6 +84,7 @@ impl IdempotencyStore {
         .bind(&answer.body)
         .bind(store_id)
         .bind(Utc::now())
+        .bind(self.cutoff())
         .execute(&self.pool)
         .await
         .map(drop)

@@ -1,6 +1,7 @@
 //! Storage of the audit log, idempotency keys, users and tokens. SQLite only for now; everything else
 //! talks to [`Database`] and the small stores below, so a PostgreSQL backend can come in behind them.
 mod audit;
+mod housekeeping;
 mod idempotency;
 mod users;
 
@@ -11,7 +12,8 @@ use anyhow::Context;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-pub use audit::{Action, AuditEntry, AuditLog, AuditRecord};
+pub use audit::{Action, AuditEntry, AuditLog, AuditRecord, BUILT_IN_ACTORS, DETAIL_MAX};
+pub use housekeeping::{Housekeeping, Retention};
 pub use idempotency::{IdempotencyStore, StoredAnswer};
 pub use users::{AuthFailure, Authenticated, Bootstrap, TokenInfo, User, UserError, Users};
 
@@ -37,10 +39,20 @@ impl Database {
             .connect_with(options)
             .await
             .with_context(|| format!("opening {url}"))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .context("running database migrations")?;
+        // The API and controller containers open one file at once: when both migrate a new file, the
+        // second may collide with the first; a moment later it finds the work done.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations").run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < 10 => {
+                    attempt += 1;
+                    tracing::debug!("database migrations, attempt {attempt}: {e}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => return Err(e).context("running database migrations"),
+            }
+        }
         Ok(Self { pool })
     }
 
@@ -52,8 +64,9 @@ impl Database {
         AuditLog::new(self.pool.clone())
     }
 
-    pub fn idempotency(&self) -> IdempotencyStore {
-        IdempotencyStore::new(self.pool.clone())
+    /// Idempotency keys that are remembered for `ttl`.
+    pub fn idempotency(&self, ttl: Duration) -> IdempotencyStore {
+        IdempotencyStore::new(self.pool.clone(), ttl)
     }
 
     pub fn users(&self) -> Users {
@@ -109,7 +122,7 @@ mod tests {
     #[tokio::test]
     async fn idempotency_keeps_the_first_answer_per_owner() {
         let (dir, db) = temp_db().await;
-        let keys = db.idempotency();
+        let keys = db.idempotency(Duration::from_secs(3600));
         let first = StoredAnswer {
             request_hash: "h1".into(),
             status: 202,
@@ -131,7 +144,11 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let again = Database::connect(&url).await.unwrap();
         assert_eq!(
-            again.idempotency().find("admin", "k").await.unwrap(),
+            again
+                .idempotency(Duration::from_secs(3600))
+                .find("admin", "k")
+                .await
+                .unwrap(),
             Some(first)
         );
     }
@@ -142,12 +159,26 @@ mod tests {
         let audit = db.audit();
         let at = |actor: &str, store: Option<(&str, &str)>| AuditEntry {
             actor: actor.into(),
-            action: Action::Denied,
+            // The controller reports on stores; users' entries here are refusals.
+            action: if actor == "controller" {
+                Action::Failed
+            } else {
+                Action::Denied
+            },
             store_id: store.map(|(id, _)| id.to_owned()),
             store_owner: store.map(|(_, owner)| owner.to_owned()),
             outcome: "x".into(),
             detail: format!("{actor} {store:?}"),
             remote_addr: None,
+        };
+        // Distinct outcomes: repeated refusals by one caller would otherwise count in one entry.
+        let mut n = 0;
+        let mut at = |actor: &str, store: Option<(&str, &str)>| {
+            n += 1;
+            AuditEntry {
+                outcome: format!("x{n}"),
+                ..at(actor, store)
+            }
         };
         audit
             .record(at("alice", Some(("store-00000a", "alice"))))
@@ -156,21 +187,32 @@ mod tests {
             .record(at("controller", Some(("store-00000a", "alice"))))
             .await;
         audit.record(at("alice", None)).await;
-        // Bob's attempt on alice's store is about alice's store: bob does not see it, alice does.
+        // Bob's attempt on alice's store: neither bob (it would tell him the store exists) nor alice
+        // (she can do nothing about it, and bob could fill her view) sees it; admins do.
         audit
             .record(at("bob", Some(("store-00000a", "alice"))))
             .await;
+        // The control plane's own entries about no store are nobody's, even a user's called so.
+        audit.record(at("anonymous", None)).await;
         audit.record(at("bob", None)).await;
         audit.record(at("admin", None)).await;
         let details = |records: Vec<AuditRecord>| -> Vec<String> {
             records.into_iter().map(|r| r.detail).collect()
         };
         let alice = details(audit.list(100, None, Some("alice")).await.unwrap());
-        assert_eq!(alice.len(), 4, "{alice:?}");
+        assert_eq!(alice.len(), 3, "{alice:?}");
         assert!(
             alice
                 .iter()
-                .all(|d| !d.starts_with("admin") && d != "bob None")
+                .all(|d| !d.starts_with("admin") && !d.starts_with("bob"))
+        );
+        assert!(
+            audit
+                .list(100, None, Some("anonymous"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "a user called anonymous reads no anonymous denial"
         );
         let bob = details(audit.list(100, None, Some("bob")).await.unwrap());
         assert_eq!(bob, ["bob None"]);
@@ -179,7 +221,115 @@ mod tests {
             .await
             .unwrap();
         assert!(bob_about.is_empty());
-        assert_eq!(audit.list(100, None, None).await.unwrap().len(), 6);
+        assert_eq!(audit.list(100, None, None).await.unwrap().len(), 7);
+    }
+
+    #[tokio::test]
+    async fn refusals_repeated_by_one_caller_are_one_entry_with_a_count() {
+        let (_dir, db) = temp_db().await;
+        let audit = db.audit();
+        let refusal = |port: u16, detail: &str| AuditEntry {
+            remote_addr: Some(format!("192.0.2.1:{port}")),
+            detail: detail.into(),
+            ..AuditEntry::anonymous_denial("unauthorized", String::new(), None)
+        };
+        for port in 0..50 {
+            audit
+                .record(refusal(1000 + port, "GET /stores/{store_id}"))
+                .await;
+        }
+        audit
+            .record(AuditEntry {
+                remote_addr: Some("192.0.2.2:1".into()),
+                ..refusal(1, "x")
+            })
+            .await;
+        let rows = audit.list(100, None, None).await.unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[1].count, 50);
+        assert_eq!(rows[0].count, 1);
+        // Not refusals: every one is its own entry.
+        for _ in 0..3 {
+            audit
+                .record(entry(Action::Create, Some("store-000001")))
+                .await;
+        }
+        assert_eq!(audit.entries().await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn every_field_is_capped() {
+        let (_dir, db) = temp_db().await;
+        let audit = db.audit();
+        audit
+            .record(AuditEntry {
+                detail: "é".repeat(30_000),
+                outcome: "o".repeat(10_000),
+                ..entry(Action::Create, Some("store-000001"))
+            })
+            .await;
+        let row = &audit.list(1, None, None).await.unwrap()[0];
+        assert!(row.detail.len() <= DETAIL_MAX, "{}", row.detail.len());
+        assert!(row.detail.ends_with('…'));
+        assert!(row.outcome.len() <= 128);
+    }
+
+    #[tokio::test]
+    async fn retention_keeps_the_newest_entries() {
+        let (_dir, db) = temp_db().await;
+        let audit = db.audit();
+        for n in 0..10 {
+            audit
+                .record(AuditEntry {
+                    detail: format!("{n}"),
+                    ..entry(Action::Create, None)
+                })
+                .await;
+        }
+        assert_eq!(audit.prune(None, Some(4)).await.unwrap(), 6);
+        let left: Vec<String> = audit
+            .list(100, None, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.detail)
+            .collect();
+        assert_eq!(left, ["9", "8", "7", "6"]);
+        assert_eq!(
+            audit
+                .prune(Some(Duration::from_secs(3600)), None)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(audit.prune(Some(Duration::ZERO), None).await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_expire() {
+        let (_dir, db) = temp_db().await;
+        let answer = |hash: &str| StoredAnswer {
+            request_hash: hash.into(),
+            status: 202,
+            body: "{}".into(),
+        };
+        let expired = db.idempotency(Duration::ZERO);
+        expired
+            .save("admin", "k", &answer("h1"), None)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(expired.find("admin", "k").await.unwrap(), None);
+        // An expired key is free: the next request's answer is kept.
+        expired
+            .save("admin", "k", &answer("h2"), None)
+            .await
+            .unwrap();
+        let live = db.idempotency(Duration::from_secs(3600));
+        assert_eq!(live.find("admin", "k").await.unwrap(), Some(answer("h2")));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(expired.prune().await.unwrap(), 1);
+        assert_eq!(live.find("admin", "k").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -92,6 +92,13 @@ const USER_COLUMNS: &str = "user_id, name, role, max_stores, disabled, created_a
 const TOKEN_COLUMNS: &str = "token_id, user_id, bootstrap, created_at, expires_at, revoked_at";
 
 impl Users {
+    /// A transaction that reads, then writes. `BEGIN IMMEDIATE`: a deferred one that must upgrade while
+    /// another connection (or the other container's process) writes fails at once with "database is
+    /// locked"; an immediate one waits its turn (busy_timeout).
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     pub(super) fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
@@ -112,7 +119,7 @@ impl Users {
             disabled: false,
             created_at: Utc::now(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO users (user_id, name, role, max_stores, disabled, created_at) \
              VALUES (?, ?, ?, ?, 0, ?)",
@@ -198,7 +205,7 @@ impl Users {
         user: &UserId,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(TokenSecret, TokenInfo), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let issued = insert_token(&mut tx, user, expires_at, false).await?;
         tx.commit().await?;
         Ok(issued)
@@ -303,7 +310,7 @@ impl Users {
         max_stores: u32,
     ) -> anyhow::Result<Bootstrap> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let existing = sqlx::query("SELECT user_id FROM users WHERE name = ?")
             .bind(UserName::ADMIN)
             .fetch_optional(&mut *tx)
@@ -454,7 +461,7 @@ fn decode<T>(
 fn user_from(row: &SqliteRow) -> Result<User, sqlx::Error> {
     Ok(User {
         user_id: decode("user_id", UserId::parse(row.try_get("user_id")?))?,
-        name: decode("name", UserName::parse(row.try_get("name")?))?,
+        name: decode("name", UserName::from_stored(row.try_get("name")?))?,
         role: decode("role", Role::parse(row.try_get("role")?))?,
         max_stores: u32::try_from(row.try_get::<i64, _>("max_stores")?).unwrap_or(0),
         disabled: row.try_get("disabled")?,

@@ -37,6 +37,8 @@ pub struct Options {
     pub extra_values: Vec<String>,
     /// More `storefleet serve` flags, appended last (a later flag wins for single-valued ones).
     pub extra_args: Vec<String>,
+    /// `--install-crd`, and wait for `/readyz` to answer 200 (off: a cluster without the CRD).
+    pub install_crd: bool,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             wait_limit: "60s",
             extra_values: Vec::new(),
             extra_args: Vec::new(),
+            install_crd: true,
         }
     }
 }
@@ -59,6 +62,7 @@ pub struct Server {
     pub http: reqwest::Client,
     child: Option<Child>,
     args: Vec<OsString>,
+    wait_ready: bool,
     dir: tempfile::TempDir,
     log_path: PathBuf,
 }
@@ -93,7 +97,6 @@ impl Server {
             "serve".into(),
             "--listen".into(),
             "127.0.0.1:0".into(),
-            "--install-crd".into(),
             "--instance".into(),
             instance.clone().into(),
             "--database-url".into(),
@@ -119,6 +122,9 @@ impl Server {
             args.push("--values".into());
             args.push(path.into());
         }
+        if options.install_crd {
+            args.push("--install-crd".into());
+        }
         args.extend(options.extra_args.iter().map(OsString::from));
         let log_path = dir.path().join("server.log");
         let mut server = Server {
@@ -132,6 +138,7 @@ impl Server {
                 .unwrap(),
             child: None,
             args,
+            wait_ready: options.install_crd,
             dir,
             log_path,
         };
@@ -181,6 +188,9 @@ impl Server {
         )
         .await;
         self.base = format!("http://{addr}");
+        if !self.wait_ready {
+            return;
+        }
         let http = self.http.clone();
         let url = self.url("/readyz");
         testkit::wait_for("/readyz to answer 200", Duration::from_secs(60), || {
@@ -210,6 +220,23 @@ impl Server {
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "kill the server first");
         self.spawn().await;
+    }
+
+    /// The running server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
+    /// Whether the server process has exited (and reaps it).
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(_))) => {
+                self.child = None;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

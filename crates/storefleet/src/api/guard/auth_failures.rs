@@ -1,4 +1,5 @@
-//! The failed sign-in limit: refused credentials (401) are counted per client address (GCRA: a
+//! The failed sign-in limit: refused credentials (every 401, with or without credentials, and
+//! cross-origin session attempts) are counted per client address (GCRA: a
 //! burst, then so many per minute). Once an address is over, every request of it that carries
 //! credentials gets 429 until the limiter would take one more failure; a success does not reset
 //! the count, failures only age out. Guessing tokens stays slow, and a flood of bad tokens cannot
@@ -9,6 +10,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::rate_limit::{self, Keyed, Rate};
+
+/// Put in a response's extensions by whoever refused the request's credentials (a 401, a session
+/// cookie from another origin, two session cookies): the guard counts it against the client's address.
+#[derive(Clone, Copy, Debug)]
+pub struct RefusedCredentials;
 
 pub struct AuthFailures {
     failures: Option<Keyed<IpAddr>>,

@@ -63,6 +63,15 @@ pub struct GuardArgs {
     /// `POST /stores?wait=true` gets `--wait-limit` more.
     #[arg(long, env = "STOREFLEET_REQUEST_TIMEOUT", default_value = "30s", value_parser = crate::cli::parse_duration)]
     pub request_timeout: Duration,
+    /// Event streams (`/events`, `/stores/{id}/events`) open at once, in all.
+    #[arg(long, env = "STOREFLEET_MAX_STREAMS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams: u32,
+    /// Event streams one user may hold open at once (the dashboard needs one per open tab).
+    #[arg(long, env = "STOREFLEET_MAX_STREAMS_PER_USER", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_user: u32,
+    /// An event stream ends after this long (the browser's EventSource reconnects by itself).
+    #[arg(long, env = "STOREFLEET_STREAM_MAX_LIFETIME", default_value = "1h", value_parser = crate::cli::parse_duration)]
+    pub stream_max_lifetime: Duration,
 }
 
 /// Validated guard settings.
@@ -78,10 +87,18 @@ pub struct Settings {
     pub wait_limit: Duration,
     /// HSTS is sent only when the control plane is served over https.
     pub https: bool,
+    /// What cookie-authenticated writes must come from.
+    pub origin: crate::api::session::OriginCheck,
+    pub streams: crate::api::streams::Limits,
 }
 
 impl Settings {
-    pub fn from_args(args: GuardArgs, wait_limit: Duration, https: bool) -> anyhow::Result<Self> {
+    pub fn from_args(
+        args: GuardArgs,
+        wait_limit: Duration,
+        https: bool,
+        public_origin: Option<crate::api::origin::PublicOrigin>,
+    ) -> anyhow::Result<Self> {
         let rate = |per_second: u32, burst: u32| {
             (per_second > 0).then(|| rate_limit::Rate {
                 per: Duration::from_secs(1),
@@ -107,6 +124,15 @@ impl Settings {
             request_timeout: (!args.request_timeout.is_zero()).then_some(args.request_timeout),
             wait_limit,
             https,
+            origin: crate::api::session::OriginCheck {
+                public: public_origin,
+                https,
+            },
+            streams: crate::api::streams::Limits {
+                total: args.max_streams,
+                per_user: args.max_streams_per_user,
+                lifetime: args.stream_max_lifetime,
+            },
         })
     }
 }

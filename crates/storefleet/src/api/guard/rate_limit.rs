@@ -19,7 +19,7 @@ use utoipa::openapi::{self, RefOr};
 
 use super::Guard;
 use crate::api::problem::Problem;
-use crate::api::session;
+use crate::api::{auth, session};
 
 /// `count` requests per `per`, `burst` at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,9 +146,12 @@ impl RateLimits {
     }
 }
 
-/// Probes and Prometheus must never be refused.
-fn is_exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
+const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Probes and Prometheus must never be refused: GET and HEAD of those paths, and nothing else (any
+/// other method there is a request like any other).
+fn is_exempt(method: &Method, path: &str) -> bool {
+    matches!(*method, Method::GET | Method::HEAD) && PROBES.contains(&path)
 }
 
 /// The client's address: the TCP peer, or (with `--trust-forwarded-for`) the last `X-Forwarded-For`
@@ -184,15 +187,18 @@ pub fn client_address(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr
     })
 }
 
-/// A digest of the credential the request carries (bearer token, else session cookie), if any.
-pub fn credential_digest(req: &Request) -> Option<[u8; 32]> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let (kind, secret) = match bearer {
-        Some(value) => ("authorization", value),
-        None => ("session", session::cookie_value(req.headers())?),
+/// A digest of the credential the request carries (bearer token, else session cookie), if any. The
+/// token is read exactly as authentication reads it, so `Bearer  x`, `bearer x ` and `Bearer\tx`
+/// share one bucket.
+pub fn credential_digest(req: &Request, https: bool) -> Option<[u8; 32]> {
+    let (kind, secret) = match auth::bearer(req) {
+        Some(token) => ("bearer", token),
+        None => match session::cookie_value(req.headers(), session::cookie_name(https)) {
+            Ok(Some(id)) => ("session", id),
+            Ok(None) => return None,
+            // Two cookies: one bucket for all such requests is fine, they are all refused.
+            Err(session::TwoCookies) => ("session", ""),
+        },
     };
     let mut digest = Sha256::new();
     digest.update(kind.as_bytes());
@@ -204,11 +210,11 @@ pub fn credential_digest(req: &Request) -> Option<[u8; 32]> {
 /// Middleware: the failed sign-in limit first (before any credential is checked), then the rate
 /// limits; 401 answers to requests that carried credentials count as failed sign-ins.
 pub async fn limit(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    if is_exempt(req.uri().path()) {
+    if is_exempt(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
     let address = client_address(&req, guard.settings.trust_forwarded_for);
-    let token = credential_digest(&req);
+    let token = credential_digest(&req, guard.settings.https);
     let signs_in =
         token.is_some() || (req.method() == Method::POST && req.uri().path() == "/session");
     if signs_in
@@ -227,8 +233,10 @@ pub async fn limit(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         return too_many_requests(wait, "too many requests from this client; slow down");
     }
     let response = next.run(req).await;
-    if signs_in
-        && response.status() == axum::http::StatusCode::UNAUTHORIZED
+    if response
+        .extensions()
+        .get::<super::auth_failures::RefusedCredentials>()
+        .is_some()
         && let Some(address) = address
     {
         guard.auth_failures.record(address);
@@ -269,28 +277,15 @@ impl utoipa::Modify for TooManyRequestsResponses {
                     .build(),
             )
             .build();
-        for (path, item) in doc.paths.paths.iter_mut() {
-            if is_exempt(path) {
-                continue;
-            }
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
+        // The probes' only operations are GETs, which are exempt.
+        crate::api::openapi::for_each_operation(doc, |path, operation| {
+            if !PROBES.contains(&path) {
                 operation
                     .responses
                     .responses
                     .insert("429".into(), RefOr::T(response.clone()));
             }
-        }
+        });
     }
 }
 
@@ -361,10 +356,38 @@ mod tests {
         let bearer = request(&[("authorization", "Bearer abc")], "127.0.0.1:1");
         let cookie = request(&[("cookie", "storefleet_session=abc")], "127.0.0.1:1");
         let none = request(&[], "127.0.0.1:1");
-        let digest = credential_digest(&bearer).unwrap();
-        assert_ne!(Some(digest), credential_digest(&cookie));
+        let digest = credential_digest(&bearer, false).unwrap();
+        assert_ne!(Some(digest), credential_digest(&cookie, false));
         assert!(!digest.windows(3).any(|w| w == b"abc"));
-        assert_eq!(credential_digest(&none), None);
+        assert_eq!(credential_digest(&none, false), None);
+    }
+
+    #[test]
+    fn spellings_of_one_token_share_a_bucket() {
+        let digest = |value: &str| {
+            credential_digest(&request(&[("authorization", value)], "127.0.0.1:1"), false)
+        };
+        let plain = digest("Bearer abc");
+        assert!(plain.is_some());
+        for variant in [
+            "bearer abc",
+            "Bearer  abc",
+            "Bearer abc  ",
+            "BEARER abc",
+            " Bearer abc",
+        ] {
+            assert_eq!(digest(variant), plain, "{variant:?}");
+        }
+        assert_ne!(digest("Bearer abd"), plain);
+    }
+
+    #[test]
+    fn only_get_and_head_of_the_probes_are_exempt() {
+        assert!(is_exempt(&Method::GET, "/healthz"));
+        assert!(is_exempt(&Method::HEAD, "/metrics"));
+        assert!(!is_exempt(&Method::POST, "/healthz"));
+        assert!(!is_exempt(&Method::DELETE, "/readyz"));
+        assert!(!is_exempt(&Method::GET, "/stores"));
     }
 
     #[tokio::test]
