@@ -1,0 +1,301 @@
+//! NetworkPolicies checked, not assumed (issue 13, part 4). The bridge CNI of the test clusters enforces
+//! no NetworkPolicy, so no running test can show that one store cannot reach another's database. Here the
+//! rendered manifests of two stores and of the platform are given to a real analyzer,
+//! network-config-analyzer (`nca`, pinned in tests/netpol/requirements.txt and installed by scripts/nca,
+//! which `scripts/test` runs and exports as `STOREFLEET_NCA`), and its answer, every pair of endpoints
+//! with the connections allowed between them, is held against what the stores must and must not do.
+//! A deliberately widened policy must make the check fail.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use testkit::{Cluster, run_ok};
+
+const STORE_A: &str = "store-aaaaaa";
+const STORE_B: &str = "store-bbbbbb";
+const PLATFORM: &str = "storefleet";
+/// Where the store chart's values-local.yaml expects the ingress controller.
+const INGRESS: &str = "ingress-nginx";
+/// WordPress's container port (charts/store: Apache listens there as a non-root user).
+const WORDPRESS_PORT: &str = "8080";
+
+/// One line of `nca --connectivity -o txt_no_fw_rules`: `src => dst : connections`, where an
+/// endpoint is `namespace/name[Kind]` or an address range.
+#[derive(Debug, Clone, PartialEq)]
+struct Allowed {
+    src: String,
+    dst: String,
+    connections: String,
+}
+
+impl Allowed {
+    fn parse(line: &str) -> Option<Self> {
+        let (pair, connections) = line.split_once(" : ")?;
+        let (src, dst) = pair.split_once(" => ")?;
+        Some(Self {
+            src: src.trim().to_owned(),
+            dst: dst.trim().to_owned(),
+            connections: connections.trim().to_owned(),
+        })
+    }
+
+    /// `Some(namespace)` for a workload endpoint, `None` for an address range.
+    fn namespace(endpoint: &str) -> Option<&str> {
+        endpoint.split_once('/').map(|(ns, _)| ns)
+    }
+
+    fn is_workload(endpoint: &str, namespace: &str, suffix: &str) -> bool {
+        endpoint.starts_with(&format!("{namespace}/")) && endpoint.contains(suffix)
+    }
+
+    /// Every group (`{protocols:…,dst_ports:…}`) allows exactly these destination ports.
+    fn only_ports(&self, ports: &str) -> bool {
+        self.connections != "All connections"
+            && self
+                .connections
+                .split('}')
+                .filter(|g| g.contains("dst_ports"))
+                .all(|g| g.split("dst_ports:").nth(1).map(str::trim) == Some(ports))
+            && self.connections.contains("dst_ports")
+    }
+}
+
+/// What the stores' and the platform's policies must say; answers every breach, plainly.
+fn violations(allowed: &[Allowed]) -> Vec<String> {
+    let mut found = Vec::new();
+    for a in allowed {
+        let (src_ns, dst_ns) = (Allowed::namespace(&a.src), Allowed::namespace(&a.dst));
+        // 1. Stores are islands.
+        for (from, to) in [(STORE_A, STORE_B), (STORE_B, STORE_A)] {
+            if src_ns == Some(from) && dst_ns == Some(to) {
+                found.push(format!("store {from} reaches store {to}: {a:?}"));
+            }
+        }
+        // 2. MariaDB reaches nothing outside its namespace but DNS, and is reached from nowhere else.
+        for store in [STORE_A, STORE_B] {
+            if Allowed::is_workload(&a.src, store, "-mariadb[")
+                && dst_ns != Some(store)
+                && !a.only_ports("53")
+            {
+                found.push(format!(
+                    "MariaDB of {store} reaches outside its namespace: {a:?}"
+                ));
+            }
+            if Allowed::is_workload(&a.dst, store, "-mariadb[") && src_ns != Some(store) {
+                found.push(format!(
+                    "MariaDB of {store} is reached from outside its namespace: {a:?}"
+                ));
+            }
+        }
+        // 3. The ingress controller and the control plane reach WordPress's port, and nothing else of a store.
+        for (who, ns) in [
+            ("the ingress controller", INGRESS),
+            ("the control plane", PLATFORM),
+        ] {
+            if src_ns == Some(ns) && matches!(dst_ns, Some(d) if d == STORE_A || d == STORE_B) {
+                let wordpress = a.dst.contains("-wordpress[");
+                if !wordpress || !a.only_ports(WORDPRESS_PORT) {
+                    found.push(format!(
+                        "{who} reaches more of a store than WordPress's port: {a:?}"
+                    ));
+                }
+            }
+        }
+    }
+    // 4. What must work: WordPress reaches its own MariaDB and DNS; the ingress controller reaches WordPress.
+    for store in [STORE_A, STORE_B] {
+        let reaches = |src: &str, dst_pred: &dyn Fn(&Allowed) -> bool| {
+            allowed
+                .iter()
+                .any(|a| Allowed::is_workload(&a.src, src, "-wordpress[") && dst_pred(a))
+        };
+        if !reaches(store, &|a| Allowed::is_workload(&a.dst, store, "-mariadb[")) {
+            found.push(format!("WordPress of {store} cannot reach its MariaDB"));
+        }
+        if !reaches(store, &|a| {
+            Allowed::namespace(&a.dst) != Some(store) && a.connections.contains("53")
+        }) {
+            found.push(format!("WordPress of {store} cannot reach DNS"));
+        }
+        if !allowed.iter().any(|a| {
+            Allowed::namespace(&a.src) == Some(INGRESS)
+                && Allowed::is_workload(&a.dst, store, "-wordpress[")
+                && a.only_ports(WORDPRESS_PORT)
+        }) {
+            found.push(format!(
+                "the ingress controller cannot reach WordPress of {store}"
+            ));
+        }
+    }
+    found
+}
+
+/// The manifests of two stores (as the controller installs them: `helm upgrade --install -n <id>`),
+/// the platform chart, and the namespaces and ingress controller they refer to, one file each.
+fn render(cluster: &Cluster, dir: &Path) {
+    let root = testkit::workspace_root();
+    for id in [STORE_A, STORE_B] {
+        let manifest = run_ok(
+            cluster
+                .helm()
+                .args(["template", id])
+                .arg(root.join("charts/store"))
+                .args(["--namespace", id, "-f"])
+                .arg(root.join("charts/store/values-local.yaml"))
+                .args([
+                    "--set",
+                    &format!("storeId={id}"),
+                    "--set",
+                    &format!("host={id}.localhost"),
+                ])
+                .args([
+                    "--set",
+                    "siteTitle=Policy check",
+                    "--set",
+                    &format!("siteUrl=http://{id}.localhost"),
+                ]),
+        );
+        write_namespaced(dir, id, &manifest);
+    }
+    let platform = run_ok(
+        cluster
+            .helm()
+            .args(["template", "sf"])
+            .arg(root.join("charts/storefleet"))
+            .args(["--namespace", PLATFORM, "-f"])
+            .arg(root.join("charts/storefleet/values-local.yaml"))
+            .args(["--set", "rbac.allowWithoutAdmissionPolicy=true"]),
+    );
+    write_namespaced(dir, PLATFORM, &platform);
+    let mut extra: Vec<Value> = [STORE_A, STORE_B, PLATFORM, INGRESS, "kube-system"]
+        .iter()
+        .map(|ns| {
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}})
+        })
+        .collect();
+    // The ingress controller: what the store chart's policy names (values-local.yaml).
+    extra.push(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "controller", "namespace": INGRESS},
+        "spec": {"selector": {"matchLabels": {"app": "ingress"}},
+                 "template": {"metadata": {"labels": {"app": "ingress"}},
+                              "spec": {"containers": [{"name": "c", "image": "ingress"}]}}},
+    }));
+    write_docs(&dir.join("cluster.yaml"), &extra);
+}
+
+/// `helm template` leaves `metadata.namespace` to the install; the analyzer needs it on every object.
+fn write_namespaced(dir: &Path, namespace: &str, manifest: &str) {
+    let docs: Vec<Value> = manifest
+        .split("\n---")
+        .filter_map(|doc| serde_yaml::from_str::<Value>(doc).ok())
+        .filter(|v| v.is_object())
+        .map(|mut v| {
+            v["metadata"]["namespace"] = json!(namespace);
+            v
+        })
+        .collect();
+    assert!(!docs.is_empty(), "nothing rendered for {namespace}");
+    write_docs(&dir.join(format!("{namespace}.yaml")), &docs);
+}
+
+fn write_docs(path: &Path, docs: &[Value]) {
+    let text: Vec<String> = docs
+        .iter()
+        .map(|d| serde_yaml::to_string(d).unwrap())
+        .collect();
+    std::fs::write(path, text.join("---\n")).unwrap();
+}
+
+/// The analyzer's connectivity map of everything in `dir`.
+fn connectivity(dir: &Path) -> Vec<Allowed> {
+    let nca = std::env::var_os("STOREFLEET_NCA").map(PathBuf::from).expect(
+        "STOREFLEET_NCA is not set: run `export STOREFLEET_NCA=$(scripts/nca)` (scripts/test does)",
+    );
+    let out = Command::new(&nca)
+        .arg("--connectivity")
+        .arg(dir)
+        .arg("--resource_list")
+        .arg(dir)
+        .args(["--output_format", "txt_no_fw_rules"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", nca.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "nca failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let allowed: Vec<Allowed> = stdout.lines().filter_map(Allowed::parse).collect();
+    assert!(
+        allowed.len() > 10,
+        "the analyzer found almost nothing; its output:\n{stdout}"
+    );
+    allowed
+}
+
+#[tokio::test]
+async fn rendered_policies_isolate_stores_and_allow_only_what_a_store_needs() {
+    let cluster = testkit::cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    render(&cluster, dir.path());
+    let allowed = connectivity(dir.path());
+    let found = violations(&allowed);
+    assert!(
+        found.is_empty(),
+        "the rendered NetworkPolicies allow what they must not, or block what a store needs:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The check can fail: a policy that opens store B's MariaDB to every namespace, and one that lets store
+/// A's MariaDB talk to anything, are each found.
+#[tokio::test]
+async fn a_widened_policy_is_caught() {
+    let cluster = testkit::cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    render(&cluster, dir.path());
+    let mariadb = json!({"matchLabels": {"app.kubernetes.io/component": "database"}});
+    let widened = [
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "widened-ingress", "namespace": STORE_B},
+               "spec": {"podSelector": mariadb, "policyTypes": ["Ingress"],
+                        "ingress": [{"from": [{"namespaceSelector": {}}]}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "widened-egress", "namespace": STORE_A},
+               "spec": {"podSelector": mariadb, "policyTypes": ["Egress"], "egress": [{}]}}),
+    ];
+    write_docs(&dir.path().join("widened.yaml"), &widened);
+    let found = violations(&connectivity(dir.path()));
+    for expected in [
+        format!("store {STORE_A} reaches store {STORE_B}"),
+        format!("MariaDB of {STORE_B} is reached from outside its namespace"),
+        format!("MariaDB of {STORE_A} reaches outside its namespace"),
+    ] {
+        assert!(
+            found.iter().any(|f| f.starts_with(&expected)),
+            "the widened policy went unnoticed: no `{expected}` in\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+#[test]
+fn lines_and_port_sets_parse() {
+    let a = Allowed::parse(
+        "ingress-nginx/controller[Deployment] => store-aaaaaa/store-aaaaaa-wordpress[Deployment] : {protocols:TCP,dst_ports:8080}",
+    )
+    .unwrap();
+    assert_eq!(Allowed::namespace(&a.src), Some("ingress-nginx"));
+    assert!(a.only_ports("8080"));
+    assert!(!a.only_ports("53"));
+    let dns =
+        Allowed::parse("x/y[Pod] => 0.0.0.0-255.255.255.255 : {protocols:TCP, UDP,dst_ports:53}")
+            .unwrap();
+    assert!(dns.only_ports("53"));
+    assert_eq!(Allowed::namespace(&dns.dst), None);
+    let all = Allowed::parse("x/y[Pod] => x/z[Pod] : All connections").unwrap();
+    assert!(!all.only_ports("53"));
+    assert!(Allowed::parse("global: cluster has 10 unique endpoints").is_none());
+}
