@@ -26,10 +26,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # --- helm: the pinned official binary, checked by sha256 -------------------------------------------
 FROM debian:bookworm-slim AS helm
 ARG TARGETARCH=amd64
-ARG HELM_VERSION=3.10.1
+ARG HELM_VERSION=4.1.4
 # sha256 of the helm binary itself (not of the tarball): the same binary, and the same pin, as the
-# test cluster's (scripts/testcluster), so the image runs the helm the tests ran.
-ARG HELM_SHA256_amd64=8c375d1016b2c9754bad8da3ed07ce33c0f9af3bad8890e61737f5137be7396d
+# test cluster's (scripts/testcluster, which takes it from an npm package), so the image runs the helm
+# the tests ran. Helm 4.1.4: GitCommit 05fa37973dc9e42b76e1d2883494c87174b6074f, go1.25.9.
+ARG HELM_SHA256_amd64=210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
 # Not pinned yet: build for arm64 with --build-arg HELM_SHA256_arm64=<sha256 of linux-arm64/helm>.
 ARG HELM_SHA256_arm64=
 RUN apt-get update -q \

@@ -1468,7 +1468,8 @@ impl ServiceAccountControlPlane {
         let out = run_ok(
             self.cluster
                 .helm()
-                .args(["list", "-a", "-q", "-n", namespace]),
+                .args(["list", "-q", "-n", namespace])
+                .args(testkit::HELM_LIST_ALL),
         );
         out.lines().map(str::to_owned).collect()
     }
@@ -1690,7 +1691,7 @@ async fn binary_starts_as_the_image_runs_it() {
     server.stop();
     let log = std::fs::read_to_string(&server.log_path).unwrap();
     assert!(
-        log.contains("helm version v3"),
+        log.contains("helm version v4"),
         "helm at the image path did not run as the image user:\n{log}"
     );
     let _ = std::fs::remove_dir_all(&dir); // the kubeconfig in it holds the admin token

@@ -52,7 +52,7 @@ pub struct StoreValues {
     pub site_url: String,
 }
 
-/// A release as `helm list -a` sees it.
+/// A release as `helm list` with every state flag sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseState {
     Missing,
@@ -193,14 +193,21 @@ impl Helm {
         }
     }
 
-    /// The latest revision's state (`helm list -n <id> -a -o json`).
+    /// The latest revision's state (`helm list -n <id> --deployed --failed --pending ... -o json`).
+    /// Every state flag, not `-a`/`--all`: Helm 4 removed those, and the explicit flags mean the same
+    /// to Helm 3 and 4 alike.
     pub async fn release_state(&self, id: &StoreId) -> Result<ReleaseState, HelmError> {
         let filter = format!("^{}$", id.as_str());
         let args = [
             "list",
             "-n",
             id.as_str(),
-            "-a",
+            "--deployed",
+            "--failed",
+            "--pending",
+            "--superseded",
+            "--uninstalling",
+            "--uninstalled",
             "-o",
             "json",
             "--filter",

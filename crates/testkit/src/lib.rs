@@ -26,6 +26,17 @@ pub struct Cluster {
 }
 
 /// The workspace root (the folder holding `Cargo.lock`).
+/// `helm list` flags for releases in every state. Helm 4 removed `-a`/`--all`; these mean the same to
+/// Helm 3 and 4.
+pub const HELM_LIST_ALL: [&str; 6] = [
+    "--deployed",
+    "--failed",
+    "--pending",
+    "--superseded",
+    "--uninstalling",
+    "--uninstalled",
+];
+
 pub fn workspace_root() -> PathBuf {
     // cargo sets CARGO_MANIFEST_DIR when it runs a test too; prefer that over the compile-time path, so
     // a checkout built into a shared target dir finds its own test cluster.

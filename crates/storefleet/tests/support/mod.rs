@@ -39,6 +39,8 @@ pub struct Options {
     pub extra_args: Vec<String>,
     /// `--install-crd`, and wait for `/readyz` to answer 200 (off: a cluster without the CRD).
     pub install_crd: bool,
+    /// Another helm than the cluster's (`STOREFLEET_HELM`).
+    pub helm: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             extra_values: Vec::new(),
             extra_args: Vec::new(),
             install_crd: true,
+            helm: None,
         }
     }
 }
@@ -104,7 +107,11 @@ impl Server {
             "--chart".into(),
             chart.into(),
             "--helm".into(),
-            cluster.helm.clone().into(),
+            options
+                .helm
+                .clone()
+                .unwrap_or_else(|| cluster.helm.clone())
+                .into(),
             "--admin-token".into(),
             token.clone().into(),
             "--log-format".into(),
@@ -220,6 +227,16 @@ impl Server {
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "kill the server first");
         self.spawn().await;
+    }
+
+    /// Starts the server again with `flag` set to `value` (replaced, or added): the same instance
+    /// and database, another configuration.
+    pub async fn restart_with(&mut self, flag: &str, value: &str) {
+        match self.args.iter().position(|a| a == flag) {
+            Some(i) => self.args[i + 1] = value.into(),
+            None => self.args.extend([flag.into(), value.into()]),
+        }
+        self.restart().await;
     }
 
     /// The running server's process id.
@@ -343,7 +360,8 @@ impl Server {
         let out = self
             .cluster
             .helm()
-            .args(["list", "-n", ns, "-a", "-o", "json"])
+            .args(["list", "-n", ns, "-o", "json"])
+            .args(testkit::HELM_LIST_ALL)
             .output()
             .unwrap();
         assert!(

@@ -226,7 +226,8 @@ impl Server {
         let stdout = testkit::run_ok(
             self.cluster
                 .helm()
-                .args(["list", "-A", "-a", "--max", "0", "-o", "json"]),
+                .args(["list", "-A", "--max", "0", "-o", "json"])
+                .args(testkit::HELM_LIST_ALL),
         );
         let list: Vec<Value> = serde_json::from_str(&stdout).expect("helm list -o json");
         list.iter()
