@@ -74,7 +74,10 @@ impl Dependencies {
     }
 
     pub fn store_watch_synced(&self) {
-        *self.store_watch.write().expect("not poisoned") = None;
+        // Called on every event: take the write lock only to clear a failure.
+        if self.store_watch.read().expect("not poisoned").is_some() {
+            *self.store_watch.write().expect("not poisoned") = None;
+        }
     }
 
     pub fn store_watch_failed(&self, why: String) {

@@ -52,10 +52,16 @@ impl StoreFeed {
             let mut stream = std::pin::pin!(reflector::reflector(writer, watch));
             while let Some(event) = stream.next().await {
                 let out = match event {
-                    Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+                    Ok(watcher::Event::InitApply(s)) => Some(FeedEvent::Changed(Arc::new(s))),
+                    // A change after an error: the watch resumed without a re-list, and is whole.
+                    Ok(watcher::Event::Apply(s)) => {
+                        deps.store_watch_synced();
                         Some(FeedEvent::Changed(Arc::new(s)))
                     }
-                    Ok(watcher::Event::Delete(s)) => Some(FeedEvent::Deleted(Arc::new(s))),
+                    Ok(watcher::Event::Delete(s)) => {
+                        deps.store_watch_synced();
+                        Some(FeedEvent::Deleted(Arc::new(s)))
+                    }
                     Ok(watcher::Event::InitDone) => {
                         deps.store_watch_synced();
                         Some(FeedEvent::Resynced)
