@@ -693,7 +693,6 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         &format!("bind clusterroles/{store_api_role}"),
         "create namespaces",
         "update stores.storefleet.dev",
-        "patch stores.storefleet.dev",
         "patch stores.storefleet.dev --subresource=status",
         "update stores.storefleet.dev --subresource=finalizers",
         "create events -n default",
@@ -705,6 +704,8 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "list stores.storefleet.dev",
         "watch stores.storefleet.dev",
         "create stores.storefleet.dev",
+        // A store's spec (its name: PATCH /stores/{id}); never its status.
+        "patch stores.storefleet.dev",
         "delete stores.storefleet.dev",
     ];
     // The controller: what reconciling needs outside store namespaces (never creating a Store).

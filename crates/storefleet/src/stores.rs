@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use either::Either;
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde::Serialize;
@@ -150,6 +150,12 @@ pub enum StoreError {
     IdempotencyKeyReused,
     #[error("could not pick a free store id")]
     NoFreeId,
+    /// Another of the owner's stores already has this name (names are unique per owner: a create
+    /// with a taken name answers that store).
+    #[error("you already have a store named {0:?}")]
+    NameTaken(String),
+    #[error("store {0} is being deleted")]
+    Deleting(String),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("database: {0}")]
@@ -461,6 +467,62 @@ impl StoreService {
         };
         tokio::spawn(async move { audit.record(entry).await });
         Err(StoreError::NotFound(id.to_string()))
+    }
+
+    /// Renames a store (its title in WordPress): the Store's spec changes, its generation with it, and
+    /// the controller upgrades the release. The same name again changes nothing. Read from the API
+    /// server, as a create is: names are unique per owner.
+    pub async fn rename(
+        &self,
+        caller: &Caller,
+        id: &StoreId,
+        name: StoreName,
+    ) -> Result<StoreView, StoreError> {
+        let store = self.get_store(caller, id).await?;
+        if store.is_deleting() {
+            return Err(StoreError::Deleting(id.to_string()));
+        }
+        let old = store.display_name();
+        if store.spec.name.as_deref() == Some(name.as_str()) {
+            return Ok(self.view(&store));
+        }
+        // Serialised with creates: a create and a rename must not both take one name.
+        let _one_at_a_time = self.create_lock.lock().await;
+        let taken = self
+            .api
+            .list(&self.list_params())
+            .await?
+            .items
+            .into_iter()
+            .any(|s| {
+                self.is_ours(&s)
+                    && !s.is_deleting()
+                    && s.name_any() != id.as_str()
+                    && s.spec.owner == store.spec.owner
+                    && s.spec.name.as_deref() == Some(name.as_str())
+            });
+        if taken {
+            return Err(StoreError::NameTaken(name.into_string()));
+        }
+        let patch = serde_json::json!({"spec": {"name": name.as_str()}});
+        let renamed = self
+            .api
+            .patch(id.as_str(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        self.reads.wrote(&renamed, false);
+        tracing::info!(store_id = %id, owner = %caller.owner, "store renamed");
+        self.audit
+            .record(AuditEntry {
+                actor: caller.owner.to_string(),
+                action: Action::Update,
+                store_id: Some(id.to_string()),
+                store_owner: Some(store.spec.owner.clone()),
+                outcome: "accepted".into(),
+                detail: format!("name {old:?} → {:?}", name.as_str()),
+                remote_addr: caller.remote_addr.clone(),
+            })
+            .await;
+        Ok(self.view(&renamed))
     }
 
     /// Starts deleting; deleting a store already being deleted is fine.

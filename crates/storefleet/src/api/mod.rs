@@ -75,7 +75,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/stores/{store_id}",
-            get(stores::get_store).delete(stores::delete_store),
+            get(stores::get_store)
+                .patch(stores::update_store)
+                .delete(stores::delete_store),
         )
         .route("/stores/{store_id}/events", get(events::store_events))
         .route("/stores/{store_id}/credentials", get(credentials::reveal))

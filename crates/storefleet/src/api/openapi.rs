@@ -10,14 +10,14 @@ use super::{audit, credentials, events, health, live, me, problem, session, stor
 #[openapi(
     info(title = "Storefleet API", description = "Online stores on demand, on Kubernetes. Errors are `application/problem+json`."),
     paths(
-        stores::create_store, stores::list_stores, stores::get_store, stores::delete_store,
+        stores::create_store, stores::list_stores, stores::get_store, stores::update_store, stores::delete_store,
         events::store_events, audit::list_audit, health::healthz, health::readyz, health::metrics,
         credentials::reveal, live::all_events, me::me, session::sign_in, session::sign_out,
         users::create_user, users::list_users, users::get_user, users::update_user,
         users::create_token, users::revoke_token,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
-        stores::CreateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
+        stores::CreateStoreRequest, stores::UpdateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
         credentials::Credentials, me::Me, me::Role, session::SignIn, users::CreateUserRequest,
         users::UpdateUserRequest, users::CreateTokenRequest, users::UserView, users::TokenView,
         users::NewUser, users::NewToken)),

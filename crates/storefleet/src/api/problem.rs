@@ -191,6 +191,19 @@ impl From<StoreError> for Problem {
                     e.to_string(),
                 )
             }
+            StoreError::NameTaken(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "name-taken",
+                "Name taken",
+                e.to_string(),
+            ),
+            StoreError::Deleting(ref id) => Problem::new(
+                StatusCode::CONFLICT,
+                "store-deleting",
+                "Store being deleted",
+                e.to_string(),
+            )
+            .with_store(id.clone()),
             StoreError::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

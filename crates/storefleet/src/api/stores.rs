@@ -264,6 +264,63 @@ pub async fn get_store(
     Ok(Json(state.stores.get(&caller, &id).await?))
 }
 
+/// Body of `PATCH /stores/{store_id}`: what to change; unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStoreRequest {
+    /// The new display name (the shop's title in WordPress), as for a create.
+    #[schema(example = "My Renamed Shop", max_length = 64)]
+    pub name: String,
+}
+
+/// Change a store: its name (the controller upgrades the release; the title follows).
+#[utoipa::path(
+    patch, path = "/stores/{store_id}", tag = "stores",
+    params(("store_id" = String, Path, example = "store-7016ff")),
+    request_body(content = UpdateStoreRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed (or already so): the store, whose release is upgraded next", body = StoreView),
+        (status = 400, description = "Invalid JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Another of the owner's stores has this name, or the store is being deleted", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name, no name, or unknown fields", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
+pub async fn update_store(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(store_id): ApiPath<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<StoreView>, Problem> {
+    let id = StoreId::parse(&store_id)?;
+    let parsed = body.map_err(Problem::from).and_then(|bytes| {
+        let request: UpdateStoreRequest = json_object(&headers, &bytes)?.ok_or_else(|| {
+            Problem::invalid("send the change as a JSON object, e.g. {\"name\": \"My Shop\"}")
+        })?;
+        Ok(StoreName::parse(&request.name)?)
+    });
+    let name = match parsed {
+        Ok(name) => name,
+        Err(problem) => {
+            state
+                .stores
+                .deny(
+                    &caller,
+                    problem.slug,
+                    format!("PATCH /stores/{{store_id}}: {}", problem.detail),
+                )
+                .await;
+            return Err(problem);
+        }
+    };
+    Ok(Json(state.stores.rename(&caller, &id, name).await?))
+}
+
 /// Delete a store: uninstall, delete its namespace, then forget it.
 #[utoipa::path(
     delete, path = "/stores/{store_id}", tag = "stores",

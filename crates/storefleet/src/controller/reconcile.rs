@@ -363,22 +363,31 @@ async fn provision(
                 }
                 ctx.reset_backoff(id.as_str());
                 st.released_generation = generation;
+                // An upgrade follows a change of the store (`PATCH /stores/{id}`): say so.
+                let (reason, action, done) = if upgrade {
+                    ("Upgraded", "Upgrade", "upgraded")
+                } else {
+                    ("Installed", "Install", "installed")
+                };
                 status::set_condition(
                     &mut st.conditions,
                     RELEASED,
                     true,
-                    "Installed",
-                    format!("release {id} is deployed"),
+                    reason,
+                    format!(
+                        "release {id} is deployed (generation {})",
+                        generation.unwrap_or_default()
+                    ),
                     generation,
                 );
-                st.message = Some("release installed; waiting for the workloads".into());
+                st.message = Some(format!("release {done}; waiting for the workloads"));
                 status::write(&ctx.stores, id.as_str(), &st).await?;
                 ctx.event(
                     store,
                     EventType::Normal,
                     "Released",
-                    "Install",
-                    format!("helm release {id} deployed"),
+                    action,
+                    format!("helm release {id} {done}"),
                 )
                 .await;
             }

@@ -29,6 +29,8 @@ pub const BUILT_IN_ACTORS: [&str; 4] = ["anonymous", "controller", "storefleet",
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Create,
+    /// A change of a store's spec (`PATCH /stores/{id}`).
+    Update,
     Delete,
     Ready,
     Failed,
@@ -44,6 +46,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
+            Action::Update => "update",
             Action::Delete => "delete",
             Action::Ready => "ready",
             Action::Failed => "failed",
@@ -124,7 +127,7 @@ pub struct AuditRecord {
     pub at: DateTime<Utc>,
     /// A user's name, `controller`, `storefleet` (start-up), or `anonymous` for unauthenticated requests.
     pub actor: String,
-    /// create, delete, ready, failed, denied, credentials_revealed, user_created, user_updated,
+    /// create, update, delete, ready, failed, denied, credentials_revealed, user_created, user_updated,
     /// token_created or token_revoked.
     pub action: String,
     pub store_id: Option<String>,
