@@ -233,6 +233,186 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
     }
 }
 
+// --- mail ---------------------------------------------------------------------------------------
+
+/// What the control plane passes for a relay with a login (the login itself is in the Secret named).
+const MAIL_VALUES: [&str; 10] = [
+    "--set-string",
+    "mail.relay.host=smtp.relay.example.net",
+    "--set-string",
+    "mail.relay.cidr=10.99.0.0/24",
+    "--set-string",
+    "mail.from.address=no-reply@stores.example.com",
+    "--set-string",
+    "mail.relay.credentialsSecret=relay-login",
+    "--set",
+    "mail.relay.port=587",
+];
+
+#[tokio::test]
+async fn a_relay_gets_the_plugin_its_settings_and_exactly_one_way_out() {
+    let cluster = testkit::cluster().await;
+    let id = new_store_id();
+    let objects = render(&cluster, &id, Some("values-local.yaml"), &MAIL_VALUES);
+    check_network_policies(&objects, "with a relay");
+
+    // The must-use plugin: a ConfigMap, copied into wp-content/mu-plugins before WordPress starts.
+    let plugins = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && name(o) == format!("{id}-mu-plugins"))
+        .expect("mu-plugins ConfigMap");
+    let php = plugins["data"]["storefleet-mail.php"].as_str().unwrap();
+    assert!(
+        php.contains("phpmailer_init") && php.contains("isSMTP"),
+        "{php}"
+    );
+    let wordpress = only(&objects, "Deployment", "with a relay");
+    let pod = &wordpress["spec"]["template"]["spec"];
+    let init = &pod["initContainers"][0];
+    assert_eq!(init["name"], "mail-plugin");
+    assert_eq!(
+        init["command"].as_array().unwrap().last().unwrap(),
+        "/var/www/html/wp-content/mu-plugins/storefleet-mail.php"
+    );
+    assert_eq!(init["securityContext"]["allowPrivilegeEscalation"], false);
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == format!("{id}-mu-plugins"))
+    );
+
+    // Settings from env in every pod that runs WordPress code; the login only by secretKeyRef.
+    let job = only(&objects, "Job", "with a relay");
+    let cron = only(&objects, "CronJob", "with a relay");
+    let containers = [
+        &pod["containers"][0],
+        &job["spec"]["template"]["spec"]["containers"][0],
+        &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0],
+    ];
+    for container in containers {
+        let env = container_env(container);
+        let whose = format!("container {}", container["name"]);
+        assert_eq!(
+            env["STOREFLEET_SMTP_HOST"], "smtp.relay.example.net",
+            "{whose}"
+        );
+        assert_eq!(env["STOREFLEET_SMTP_PORT"], "587", "{whose}");
+        assert_eq!(env["STOREFLEET_SMTP_TLS"], "starttls", "{whose}");
+        assert_eq!(
+            env["STOREFLEET_MAIL_FROM"], "no-reply@stores.example.com",
+            "{whose}"
+        );
+        for (var, key) in [
+            ("STOREFLEET_SMTP_USERNAME", "username"),
+            ("STOREFLEET_SMTP_PASSWORD", "password"),
+        ] {
+            let entry = container["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == var)
+                .unwrap_or_else(|| panic!("{whose}: no {var}"));
+            assert!(entry["value"].is_null(), "{whose}: {var} is a plain value");
+            assert_eq!(
+                entry["valueFrom"]["secretKeyRef"],
+                json!({"name": "relay-login", "key": key}),
+                "{whose}"
+            );
+        }
+    }
+
+    // Exactly the relay: its range, its port, TCP, for the pods that send mail and never MariaDB.
+    let policy = objects
+        .iter()
+        .find(|o| o["kind"] == "NetworkPolicy" && name(o) == format!("{id}-allow-mail-relay"))
+        .expect("mail relay policy");
+    assert_eq!(
+        policy["spec"]["egress"],
+        json!([{
+            "to": [{"ipBlock": {"cidr": "10.99.0.0/24"}}],
+            "ports": [{"port": 587, "protocol": "TCP"}],
+        }])
+    );
+    let database =
+        &only(&objects, "StatefulSet", "with a relay")["spec"]["template"]["metadata"]["labels"];
+    assert!(!selects(&policy["spec"]["podSelector"], database));
+    assert!(selects(
+        &policy["spec"]["podSelector"],
+        &pod_template(wordpress).unwrap()["metadata"]["labels"]
+    ));
+
+    // The real API server takes every object the relay adds or changes.
+    let ns = StoreNamespace::create(&cluster).await;
+    let objects = render(
+        &cluster,
+        &ns.name,
+        Some("values-local.yaml"),
+        &[&MAIL_VALUES[..], &["--validate"]].concat(),
+    );
+    for object in objects.iter().filter(|o| {
+        matches!(
+            o["kind"].as_str(),
+            Some("Deployment" | "Job" | "CronJob" | "NetworkPolicy" | "ConfigMap")
+        )
+    }) {
+        let gvk = gvk_of(object);
+        let (resource, _) = kube::discovery::pinned_kind(&cluster.client, &gvk)
+            .await
+            .unwrap();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(cluster.client.clone(), &ns.name, &resource);
+        let obj: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+        let params = PostParams {
+            dry_run: true,
+            field_manager: Some("store-chart-test".into()),
+        };
+        api.create(&params, &obj).await.unwrap_or_else(|e| {
+            panic!(
+                "{} {} rejected by the API server: {e}",
+                object["kind"],
+                name(object)
+            )
+        });
+    }
+}
+
+#[tokio::test]
+async fn without_a_relay_there_is_no_mail_setting_and_no_way_out() {
+    let cluster = testkit::cluster().await;
+    for values in VALUES_SETS {
+        let objects = render(&cluster, &new_store_id(), values, &[]);
+        let text = serde_json::to_string(&objects).unwrap();
+        for absent in [
+            "STOREFLEET_SMTP",
+            "STOREFLEET_MAIL",
+            "mu-plugins",
+            "allow-mail-relay",
+        ] {
+            assert!(
+                !text.contains(absent),
+                "values {values:?}: {absent} rendered"
+            );
+        }
+    }
+    // A relay without its range or From is refused, not rendered half.
+    for (missing, message) in [
+        ("mail.relay.cidr", "mail.relay.cidr is required"),
+        ("mail.from.address", "mail.from.address is required"),
+    ] {
+        let mut cmd = cluster.helm();
+        cmd.args(["template", "store-abcdef"])
+            .arg(chart_dir())
+            .args(MAIL_VALUES);
+        cmd.args(["--set-string", &format!("{missing}=")]);
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+}
+
 // --- install, upgrade, quota, uninstall --------------------------------------------------------
 
 #[tokio::test]

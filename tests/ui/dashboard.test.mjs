@@ -184,9 +184,12 @@ test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete,
     const timeline = await page.locator('#store-timeline li').evaluateAll((items) => items.map((li) => li.className));
     assert.deepEqual(timeline, ['done', 'done', 'done', 'done', 'done']);
     const conditions = await page.locator('#conditions-body tr td:first-child').allInnerTexts();
-    for (const type of ['NamespaceReady', 'Released', 'WorkloadsReady', 'SetupComplete', 'Ready']) {
+    for (const type of ['NamespaceReady', 'Released', 'WorkloadsReady', 'SetupComplete', 'Ready', 'MailConfigured']) {
       assert.ok(conditions.includes(type), `${type} not in ${conditions}`);
     }
+    // This control plane has no SMTP relay: the store page says the store sends no mail.
+    const mail = await page.locator('#conditions-body tr', { hasText: 'MailConfigured' }).innerText();
+    assert.ok(mail.includes('NoRelay'), mail);
     assert.equal(await page.locator('#creds').isVisible(), false, 'credentials shown before reveal');
     const reveal = page.getByRole('button', { name: 'Reveal admin login' });
     assert.equal(await reveal.getAttribute('aria-expanded'), 'false');

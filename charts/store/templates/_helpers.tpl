@@ -132,6 +132,51 @@ affinity:
   value: /tmp
 {{- end -}}
 
+{{/* "true" when the store has an SMTP relay (mail.relay.host); checks the settings that go with it. */}}
+{{- define "store.mailEnabled" -}}
+{{- $mail := .Values.mail -}}
+{{- if $mail.relay.host -}}
+{{- if not $mail.relay.cidr -}}
+{{- fail "mail.relay.cidr is required with mail.relay.host: the egress NetworkPolicy needs the relay's addresses" -}}
+{{- end -}}
+{{- if not $mail.from.address -}}
+{{- fail "mail.from.address is required with mail.relay.host" -}}
+{{- end -}}
+{{- if not (has $mail.relay.tls (list "none" "starttls" "tls")) -}}
+{{- fail (printf "mail.relay.tls %q must be none, starttls or tls" $mail.relay.tls) -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+The relay settings the must-use plugin (files/mu-plugins/storefleet-mail.php) reads from the
+environment; the login only through secretKeyRef. Empty without a relay.
+*/}}
+{{- define "store.mailEnv" -}}
+{{- if include "store.mailEnabled" . -}}
+{{- $relay := .Values.mail.relay -}}
+- name: STOREFLEET_SMTP_HOST
+  value: {{ $relay.host | toString | toJson }}
+- name: STOREFLEET_SMTP_PORT
+  value: {{ $relay.port | toString | toJson }}
+- name: STOREFLEET_SMTP_TLS
+  value: {{ $relay.tls | toJson }}
+- name: STOREFLEET_MAIL_FROM
+  value: {{ .Values.mail.from.address | toJson }}
+- name: STOREFLEET_MAIL_FROM_NAME
+  value: {{ .Values.mail.from.name | toString | toJson }}
+{{- with $relay.credentialsSecret }}
+- name: STOREFLEET_SMTP_USERNAME
+  valueFrom:
+    secretKeyRef: { name: {{ . }}, key: username }
+- name: STOREFLEET_SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef: { name: {{ . }}, key: password }
+{{- end }}
+{{- end -}}
+{{- end -}}
+
 {{/* Fails rendering for an engine this chart does not implement. */}}
 {{- define "store.checkEngine" -}}
 {{- if ne .Values.engine "woocommerce" -}}

@@ -55,6 +55,9 @@ spec:
         - name: WAIT_SECONDS
           value: {{ $setup.waitSeconds | toString | toJson }}
         {{- include "store.wpCliEnv" . | nindent 8 }}
+        {{- with include "store.mailEnv" . }}
+        {{- . | nindent 8 }}
+        {{- end }}
       resources:
         {{- toYaml $setup.resources | nindent 8 }}
       securityContext:

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{
     Component, Config, Environment, LogFormat, ServiceAccountRef, UrlScheme, WorkloadWatch,
 };
+use crate::mail::SmtpTls;
 
 #[derive(Parser)]
 #[command(
@@ -129,6 +130,55 @@ pub struct ServeArgs {
     /// Rate limits, request limits, CORS (see docs/security.md).
     #[command(flatten)]
     pub guard: crate::api::guard::GuardArgs,
+    /// The SMTP relay every store sends its mail through (controller; docs/production.md).
+    #[command(flatten)]
+    pub mail: MailArgs,
+}
+
+/// The platform's SMTP relay. Without `--smtp-host`, stores send no mail and say so
+/// (`MailConfigured=False`, reason `NoRelay`).
+#[derive(Args, Debug)]
+pub struct MailArgs {
+    /// The relay's host name or IP address.
+    #[arg(long, env = "STOREFLEET_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "STOREFLEET_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    /// `starttls` (port 587), `tls` (implicit TLS, port 465) or `none`.
+    #[arg(long, env = "STOREFLEET_SMTP_TLS", value_enum)]
+    pub smtp_tls: Option<SmtpTls>,
+    /// The relay's addresses (`203.0.113.25/32`, or the provider's range): the stores' egress
+    /// NetworkPolicy opens exactly this range on --smtp-port. Required when --smtp-host is a name;
+    /// an IP address alone means that address.
+    #[arg(long, env = "STOREFLEET_SMTP_RELAY_CIDR")]
+    pub smtp_relay_cidr: Option<String>,
+    /// The relay's login (with --smtp-password-file).
+    #[arg(long, env = "STOREFLEET_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// A file holding the relay's password (a mounted Secret); never a flag value, which `ps` shows.
+    #[arg(long, env = "STOREFLEET_SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// The From address of every store's mail (one the relay may send for).
+    #[arg(long, env = "STOREFLEET_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// The From name; unset: each store's title.
+    #[arg(long, env = "STOREFLEET_MAIL_FROM_NAME")]
+    pub mail_from_name: Option<String>,
+}
+
+impl From<MailArgs> for crate::mail::RelayFlags {
+    fn from(a: MailArgs) -> Self {
+        Self {
+            host: a.smtp_host,
+            port: a.smtp_port,
+            tls: a.smtp_tls,
+            cidr: a.smtp_relay_cidr,
+            from: a.mail_from,
+            from_name: a.mail_from_name,
+            username: a.smtp_username,
+            password_file: a.smtp_password_file,
+        }
+    }
 }
 
 /// `10m`, `90s`, `1h 30m`, or ISO 8601 (`PT10M`).
@@ -187,6 +237,15 @@ impl ValueEnum for Component {
 impl ValueEnum for WorkloadWatch {
     fn value_variants<'a>() -> &'a [Self] {
         &[WorkloadWatch::Cluster, WorkloadWatch::Off]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+impl ValueEnum for SmtpTls {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[SmtpTls::Starttls, SmtpTls::Tls, SmtpTls::None]
     }
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.as_str()))

@@ -190,6 +190,8 @@ pub struct Config {
     pub guard: crate::api::guard::Settings,
     /// Housekeeping of the database: audit retention, idempotency keys' lifetime.
     pub retention: crate::storage::Retention,
+    /// The SMTP relay of every store; `None`: stores send no mail (and say so).
+    pub mail: Option<crate::mail::MailRelay>,
 }
 
 /// The shortest `--admin-token` accepted: a guessable admin token is the one credential the
@@ -280,6 +282,7 @@ impl Config {
         let absolute = |p: PathBuf| {
             std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
         };
+        let mail = crate::mail::MailRelay::from_flags(args.mail.into())?;
         let public_origin = args
             .public_url
             .as_deref()
@@ -322,6 +325,7 @@ impl Config {
                 audit_max_entries: (args.audit_max_entries > 0).then_some(args.audit_max_entries),
                 idempotency_ttl: args.idempotency_ttl,
             },
+            mail,
         })
     }
 

@@ -97,7 +97,8 @@ pub struct StoreStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "optional_phase_schema")]
     pub phase: Option<Phase>,
-    /// NamespaceReady, Released, WorkloadsReady, SetupComplete and Ready.
+    /// NamespaceReady, Released, WorkloadsReady, SetupComplete and Ready; MailConfigured (not part of
+    /// Ready: False/NoRelay when the platform has no SMTP relay).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<StoreCondition>,
     /// Where the store answers.

@@ -50,6 +50,9 @@ pub struct StoreValues {
     pub host: String,
     pub site_title: String,
     pub site_url: String,
+    /// The SMTP relay (no password: that is in a Secret the values name); absent without a relay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<crate::mail::StoreMailValues>,
 }
 
 /// A release as `helm list` with every state flag sees it.
@@ -431,11 +434,14 @@ mod tests {
             host: "store-000001.localhost".into(),
             site_title: "Ça \"coûte\": {rien} # 🛒\\".into(),
             site_url: "http://store-000001.localhost".into(),
+            mail: None,
         };
         let file = write_values_file(&values).unwrap();
         let back: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(file.path()).unwrap()).unwrap();
         assert_eq!(back["siteTitle"].as_str().unwrap(), values.site_title);
         assert_eq!(back["storeId"].as_str().unwrap(), "store-000001");
+        // No relay, no `mail` key: the chart's defaults (no mail settings) apply.
+        assert!(back.get("mail").is_none());
     }
 }

@@ -5,6 +5,7 @@
 //! - [`crd`]: the `Store` resource; [`controller`]: reconciling it; [`helm`]: the helm binary
 //! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
 //!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
+//! - [`mail`]: the platform's SMTP relay, which every store sends through
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
 //! - [`cli`], [`config`], [`server`], [`telemetry`], [`metrics`]: wiring
 pub mod api;
@@ -15,6 +16,7 @@ pub mod crd;
 pub mod dependencies;
 pub mod domain;
 pub mod helm;
+pub mod mail;
 pub mod metrics;
 pub mod server;
 pub mod storage;

@@ -71,6 +71,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         instance = %config.instance,
         workload_watch = config.workload_watch.as_str(),
         store_role = config.store_access.as_ref().map(|a| a.role.as_str()),
+        mail_relay = config.mail.as_ref().map(|m| m.host.as_str()),
         "listening"
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -193,6 +194,7 @@ fn start_controller(
             provision_timeout: config.provision_timeout,
             store_access: config.store_access.clone(),
             workload_watch: config.workload_watch,
+            mail: config.mail.clone(),
         },
     ));
     let (run, cache) = controller::run(ctx);

@@ -50,7 +50,7 @@ pub struct StoreView {
 
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct ConditionView {
-    /// NamespaceReady, Released, WorkloadsReady, SetupComplete or Ready.
+    /// NamespaceReady, Released, WorkloadsReady, SetupComplete, Ready or MailConfigured.
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.

@@ -87,8 +87,8 @@ export function renderStore(state, id) {
   $('failed-delete').disabled = store.status === 'Deleting';
 }
 
-// In the order provisioning goes through them, Ready last.
-const CONDITION_ORDER = ['NamespaceReady', 'Released', 'WorkloadsReady', 'SetupComplete', 'Ready'];
+// In the order provisioning goes through them, Ready last; then MailConfigured, which Ready does not wait for.
+const CONDITION_ORDER = ['NamespaceReady', 'Released', 'WorkloadsReady', 'SetupComplete', 'Ready', 'MailConfigured'];
 const conditionRank = (type) => (CONDITION_ORDER.includes(type) ? CONDITION_ORDER.indexOf(type) : CONDITION_ORDER.length);
 
 function link(id, href) {

@@ -5,6 +5,7 @@
 //! runs one reconcile per store at a time, which is what makes the Helm unlock in [`release`] safe.
 mod cleanup;
 mod events;
+mod mail;
 mod namespace;
 mod readiness;
 mod reconcile;
@@ -34,6 +35,7 @@ pub use events::EventType;
 use crate::config::{StoreAccess, StoreUrls, WorkloadWatch};
 use crate::crd::{DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_STORE_ID, Store};
 use crate::helm::Helm;
+use crate::mail::MailRelay;
 use crate::metrics::Metrics;
 use crate::storage::{AuditEntry, AuditLog};
 
@@ -67,6 +69,7 @@ pub struct Settings {
     pub provision_timeout: Duration,
     pub store_access: Option<StoreAccess>,
     pub workload_watch: WorkloadWatch,
+    pub mail: Option<MailRelay>,
 }
 
 /// What every reconcile needs.
@@ -82,6 +85,8 @@ pub struct Context {
     /// Bound in each store namespace right after it is created; `None` with an admin identity.
     pub store_access: Option<StoreAccess>,
     pub workload_watch: WorkloadWatch,
+    /// The SMTP relay every store gets at its next install; `None`: stores send no mail.
+    pub mail: Option<MailRelay>,
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per store, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
@@ -101,6 +106,7 @@ impl Context {
             provision_timeout,
             store_access,
             workload_watch,
+            mail,
         } = settings;
         Self {
             stores: Api::all(client.clone()),
@@ -113,6 +119,7 @@ impl Context {
             provision_timeout,
             store_access,
             workload_watch,
+            mail,
             metrics,
             failures: Mutex::default(),
         }

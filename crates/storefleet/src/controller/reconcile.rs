@@ -9,6 +9,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
+use super::mail;
 use super::namespace::{self, NamespaceState};
 use super::readiness;
 use super::release;
@@ -355,7 +356,8 @@ async fn provision(
                 .await;
             }
             NextAction::Install => {
-                let values = release::values(store, id, &ctx.urls);
+                let mail = mail::prepare(ctx, id, &mut st.conditions, generation).await?;
+                let values = release::values(store, id, &ctx.urls, mail);
                 tracing::info!(store_id = %id, "helm upgrade --install");
                 let upgrade = !matches!(observed.release, Some(ReleaseState::Missing) | None);
                 if let Err(e) = ctx.helm.upgrade_install(id, &values, upgrade).await {

@@ -8,14 +8,21 @@ use crate::config::StoreUrls;
 use crate::crd::Store;
 use crate::domain::StoreId;
 use crate::helm::StoreValues;
+use crate::mail::StoreMailValues;
 
 /// The generated values file of a store.
-pub fn values(store: &Store, id: &StoreId, urls: &StoreUrls) -> StoreValues {
+pub fn values(
+    store: &Store,
+    id: &StoreId,
+    urls: &StoreUrls,
+    mail: Option<StoreMailValues>,
+) -> StoreValues {
     StoreValues {
         store_id: id.to_string(),
         host: urls.host(id),
         site_title: store.display_name(),
         site_url: urls.url(id),
+        mail,
     }
 }
 

@@ -13,6 +13,9 @@ pub const RELEASED: &str = "Released";
 pub const WORKLOADS_READY: &str = "WorkloadsReady";
 pub const SETUP_COMPLETE: &str = "SetupComplete";
 pub const READY: &str = "Ready";
+/// Whether the store's mail has a way out (controller/mail.rs). Not part of `Ready`: a store without
+/// a relay still sells; it only sends no mail.
+pub const MAIL_CONFIGURED: &str = "MailConfigured";
 
 /// Replaces the whole status: fields left out are removed, since this manager owns them all.
 pub async fn write(api: &Api<Store>, name: &str, status: &StoreStatus) -> kube::Result<Store> {
