@@ -18,6 +18,10 @@ const PLATFORM: &str = "storefleet";
 const INGRESS: &str = "ingress-nginx";
 /// WordPress's container port (charts/store: Apache listens there as a non-root user).
 const WORDPRESS_PORT: &str = "8080";
+/// The SMTP relay the stores are rendered with: on a private network, which the internet-egress rule
+/// excludes, so only the mail rule can open it.
+const RELAY_CIDR: &str = "10.99.0.0/24";
+const RELAY_PORT: &str = "587";
 
 /// One line of `nca --connectivity -o txt_no_fw_rules`: `src => dst : connections`, where an
 /// endpoint is `namespace/name[Kind]` or an address range.
@@ -72,6 +76,7 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
             }
         }
         // 2. MariaDB reaches nothing outside its namespace but DNS, and is reached from nowhere else.
+        //    (The relay rule is WordPress's, setup's and wp-cron's: never MariaDB's.)
         for store in [STORE_A, STORE_B] {
             if Allowed::is_workload(&a.src, store, "-mariadb[")
                 && dst_ns != Some(store)
@@ -102,7 +107,8 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
             }
         }
     }
-    // 4. What must work: WordPress reaches its own MariaDB and DNS; the ingress controller reaches WordPress.
+    // 4. What must work: WordPress reaches its own MariaDB, DNS and the mail relay; the ingress
+    //    controller reaches WordPress.
     for store in [STORE_A, STORE_B] {
         let reaches = |src: &str, dst_pred: &dyn Fn(&Allowed) -> bool| {
             allowed
@@ -116,6 +122,13 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
             Allowed::namespace(&a.dst) != Some(store) && a.connections.contains("53")
         }) {
             found.push(format!("WordPress of {store} cannot reach DNS"));
+        }
+        // The analyzer splits address space at the policies' edges: the relay's /24 is one range.
+        let relay_range = "10.99.0.0-10.99.0.255";
+        if !reaches(store, &|a| {
+            a.dst == relay_range && a.connections.contains(RELAY_PORT)
+        }) {
+            found.push(format!("WordPress of {store} cannot reach the mail relay"));
         }
         if !allowed.iter().any(|a| {
             Allowed::namespace(&a.src) == Some(INGRESS)
@@ -153,6 +166,17 @@ fn render(cluster: &Cluster, dir: &Path) {
                     "siteTitle=Policy check",
                     "--set",
                     &format!("siteUrl=http://{id}.localhost"),
+                ])
+                // A mail relay, as the controller passes it with `--smtp-*` (controller/mail.rs).
+                .args([
+                    "--set",
+                    "mail.relay.host=smtp.internal.example",
+                    "--set",
+                    &format!("mail.relay.cidr={RELAY_CIDR}"),
+                    "--set",
+                    &format!("mail.relay.port={RELAY_PORT}"),
+                    "--set",
+                    "mail.from.address=shop@example.com",
                 ]),
         );
         write_namespaced(dir, id, &manifest);
@@ -244,8 +268,12 @@ async fn rendered_policies_isolate_stores_and_allow_only_what_a_store_needs() {
     let found = violations(&allowed);
     assert!(
         found.is_empty(),
-        "the rendered NetworkPolicies allow what they must not, or block what a store needs:\n{}",
-        found.join("\n")
+        "the rendered NetworkPolicies allow what they must not, or block what a store needs:\n{}\n\nWordPress may reach:\n{:#?}",
+        found.join("\n"),
+        allowed
+            .iter()
+            .filter(|a| a.src.contains("-wordpress["))
+            .collect::<Vec<_>>()
     );
 }
 
