@@ -5,6 +5,7 @@
 //! - [`crd`]: the `Store` resource; [`controller`]: reconciling it; [`helm`]: the helm binary
 //! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
 //!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
+//! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
 //! - [`cli`], [`config`], [`server`], [`telemetry`], [`metrics`]: wiring
 pub mod api;
@@ -20,6 +21,7 @@ pub mod server;
 pub mod storage;
 pub mod store_feed;
 pub mod store_reads;
+pub mod storefront;
 pub mod stores;
 pub mod telemetry;
 pub mod view_cache;
