@@ -410,7 +410,10 @@ fn assert_two_identities(objects: &[Value], what: &str) {
     );
     assert_eq!(
         find(objects, "ClusterRole", "sf-storefleet-store-api")["rules"],
-        json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }]),
+        json!([
+            { "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] },
+            { "apiGroups": [""], "resources": ["services"], "verbs": ["get"] },
+        ]),
         "{what}: the API's rights in a store namespace"
     );
     for (binding, account) in [
@@ -957,11 +960,20 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
             "the controller is allowed in the store namespace: {check}"
         );
     }
-    // The API reads a Secret by name there, and nothing else.
+    // The API reads a Secret (credentials) and a Service (storefront check) by name there, and
+    // nothing else.
+    assert!(
+        api.can_i(&format!("get services -n {id}")),
+        "the API may not read the store's Services (GET /stores/{{id}}/health)"
+    );
     for check in [
         "list secrets",
         "watch secrets",
         "create secrets",
+        "list services",
+        "watch services",
+        "create services",
+        "update services",
         "create deployments.apps",
         "create pods",
         "get configmaps",
@@ -1086,6 +1098,7 @@ async fn control_plane_as_its_service_accounts_creates_and_deletes_a_store() {
     let id = cp.create_ready_store("Platform chart test").await;
     cp.assert_owned_and_bound(&id).await;
     cp.assert_credentials_revealed(&id).await;
+    cp.assert_storefront_checked(&id).await;
     let deleted = cp
         .http
         .delete(cp.server.url(&format!("/stores/{id}")))
@@ -1444,6 +1457,31 @@ impl ServiceAccountControlPlane {
             "credentials of {id}: {body}\n{}",
             self.server.log_tail()
         );
+    }
+
+    /// `GET /stores/{id}/health`: the API, as its own identity, reads the store's WordPress Service
+    /// (through the same RoleBinding) and asks it. Nothing runs behind it here, so the parts fail,
+    /// but not for want of the Service: a 503 or `no_service` would be RBAC refusing the read.
+    async fn assert_storefront_checked(&self, id: &str) {
+        let response = self
+            .http
+            .get(self.server.url(&format!("/stores/{id}/health")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            status.as_u16(),
+            200,
+            "health of {id}: {body}\n{}",
+            self.server.log_tail()
+        );
+        for part in ["home_page", "rest_api"] {
+            assert_eq!(body[part]["result"], "failed", "{body}");
+            assert_ne!(body[part]["failure"], "no_service", "{body}");
+        }
     }
 
     /// The store and its namespace are gone (the control plane may not delete namespaces: the garbage
