@@ -1777,6 +1777,138 @@ fn quickstart_passes_shellcheck() {
     );
 }
 
+/// The storefront check (`GET /stores/{id}/health`) crosses two policies: the platform's egress to
+/// WordPress's port in its store namespaces, and each store's ingress from the control plane's pods,
+/// whose selectors the platform passes to every store through the store values. Rendered together,
+/// they admit exactly the control plane's pods to exactly WordPress's HTTP port.
+#[tokio::test]
+async fn control_plane_reaches_wordpress_port_only_through_both_charts() {
+    let cluster = testkit::cluster().await;
+    let objects = parse_objects(&template(
+        &cluster,
+        "sf",
+        "platform",
+        &[chart_dir().join("values-local.yaml")],
+    ));
+    let pod_labels =
+        &find(&objects, "Deployment", "sf-storefleet")["spec"]["template"]["metadata"]["labels"];
+    let store_values =
+        find(&objects, "ConfigMap", "sf-storefleet-store-values")["data"]["store-values.yaml"]
+            .as_str()
+            .unwrap();
+
+    // The platform's egress: its pod to WordPress pods of this instance's store namespaces, port http.
+    let policy = &find(&objects, "NetworkPolicy", "sf-storefleet")["spec"];
+    let to_wordpress: Vec<&Value> = policy["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| {
+            rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                == "wordpress"
+        })
+        .collect();
+    assert_eq!(to_wordpress.len(), 1, "{policy:#}");
+    assert_eq!(
+        to_wordpress[0]["to"],
+        json!([{
+            "namespaceSelector": { "matchLabels": {
+                "app.kubernetes.io/managed-by": "storefleet", "storefleet.dev/instance": "default" } },
+            "podSelector": { "matchLabels": {
+                "app.kubernetes.io/part-of": "storefleet", "app.kubernetes.io/component": "wordpress" } },
+        }])
+    );
+    assert_eq!(
+        to_wordpress[0]["ports"],
+        json!([{ "port": "http", "protocol": "TCP" }])
+    );
+
+    // The store's ingress, rendered with what the platform passes (storeValues empty here).
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("store-values.yaml");
+    std::fs::write(&values, store_values).unwrap();
+    let id = "store-c0ffee";
+    let mut cmd = cluster.helm();
+    cmd.args(["template", id])
+        .arg(workspace().join("charts/store"))
+        .args(["-n", id, "-f"])
+        .arg(workspace().join("charts/store/values-local.yaml"))
+        .arg("-f")
+        .arg(&values);
+    let store = parse_objects(&run_ok(&mut cmd));
+    let wordpress = &find(&store, "Deployment", &format!("{id}-wordpress"))["spec"]["template"];
+    assert_eq!(
+        wordpress["metadata"]["labels"]["app.kubernetes.io/component"],
+        "wordpress"
+    );
+    assert!(
+        wordpress["spec"]["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "http"),
+        "WordPress's port is named http"
+    );
+    let admit = &find(
+        &store,
+        "NetworkPolicy",
+        &format!("{id}-allow-control-plane"),
+    )["spec"];
+    assert_eq!(
+        admit["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "wordpress"
+    );
+    assert_eq!(admit["policyTypes"], json!(["Ingress"]));
+    let rules = admit["ingress"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{admit:#}");
+    assert_eq!(
+        rules[0]["ports"],
+        json!([{ "port": "http", "protocol": "TCP" }])
+    );
+    let peers = rules[0]["from"].as_array().unwrap();
+    assert_eq!(peers.len(), 1, "{admit:#}");
+    assert_eq!(
+        peers[0]["namespaceSelector"],
+        json!({ "matchLabels": { "kubernetes.io/metadata.name": "platform" } })
+    );
+    // The peer selects the control plane's pods: every label it asks for, they carry.
+    let asked = peers[0]["podSelector"]["matchLabels"].as_object().unwrap();
+    assert!(!asked.is_empty());
+    for (key, value) in asked {
+        assert_eq!(&pod_labels[key], value, "{key}: {pod_labels:#}");
+    }
+
+    // A `networkPolicy.controlPlane` in storeValues replaces what the platform passes, whole;
+    // storeValues' other keys ride along.
+    let override_file = dir.path().join("override.yaml");
+    std::fs::write(
+        &override_file,
+        "storeValues:\n  networkPolicy:\n    controlPlane:\n      namespaceSelector:\n        matchLabels: {team: platform}\n  ingress:\n    className: traefik\n",
+    )
+    .unwrap();
+    let objects = parse_objects(&template(
+        &cluster,
+        "sf",
+        "platform",
+        &[chart_dir().join("values-local.yaml"), override_file],
+    ));
+    let passed: Value = serde_yaml::from_str(
+        find(&objects, "ConfigMap", "sf-storefleet-store-values")["data"]["store-values.yaml"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        passed["networkPolicy"]["controlPlane"]["namespaceSelector"],
+        json!({ "matchLabels": { "team": "platform" } })
+    );
+    assert_eq!(
+        passed["networkPolicy"]["controlPlane"]["podSelector"],
+        Value::Null
+    );
+    assert_eq!(passed["ingress"]["className"], "traefik");
+}
+
 // --- helpers -----------------------------------------------------------------------------------
 
 fn workspace() -> PathBuf {
