@@ -142,7 +142,8 @@ impl Checker {
             if status != StatusCode::OK {
                 return Err((
                     Failure::HttpStatus,
-                    format!("{path} answered {status}"),
+                    // The path may come from a store's redirect: quoted short.
+                    format!("{} answered {status}", wordpress::excerpt(&path)),
                     Some(status.as_u16()),
                 ));
             }
@@ -183,8 +184,12 @@ fn with_status(part: Part, status: Option<u16>) -> Part {
 /// The path (and query) to ask next when `location` stays on the store's host (and default port);
 /// otherwise why not. Relative locations are read against the page that sent them.
 pub fn on_store(host: &str, current_path: &str, location: &str) -> Result<String, String> {
-    let base = Url::parse(&format!("http://{host}{current_path}"))
-        .map_err(|e| format!("cannot read the redirect from {current_path}: {e}"))?;
+    let base = Url::parse(&format!("http://{host}{current_path}")).map_err(|e| {
+        format!(
+            "cannot read the redirect from {}: {e}",
+            wordpress::excerpt(current_path)
+        )
+    })?;
     let next = base.join(location).map_err(|e| {
         format!(
             "redirect to {:?}, not a URL ({e})",
