@@ -131,6 +131,15 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
             found.push(format!("WordPress of {store} cannot reach the mail relay"));
         }
         if !allowed.iter().any(|a| {
+            Allowed::namespace(&a.src) == Some(PLATFORM)
+                && Allowed::is_workload(&a.dst, store, "-wordpress[")
+                && a.only_ports(WORDPRESS_PORT)
+        }) {
+            found.push(format!(
+                "the control plane cannot reach WordPress of {store} (the storefront check)"
+            ));
+        }
+        if !allowed.iter().any(|a| {
             Allowed::namespace(&a.src) == Some(INGRESS)
                 && Allowed::is_workload(&a.dst, store, "-wordpress[")
                 && a.only_ports(WORDPRESS_PORT)
@@ -145,8 +154,31 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
 
 /// The manifests of two stores (as the controller installs them: `helm upgrade --install -n <id>`),
 /// the platform chart, and the namespaces and ingress controller they refer to, one file each.
-fn render(cluster: &Cluster, dir: &Path) {
+fn render(cluster: &Cluster, scratch: &Path) -> PathBuf {
+    let dir = &scratch.join("manifests");
+    std::fs::create_dir_all(dir).unwrap();
     let root = testkit::workspace_root();
+    let platform = run_ok(
+        cluster
+            .helm()
+            .args(["template", "sf"])
+            .arg(root.join("charts/storefleet"))
+            .args(["--namespace", PLATFORM, "-f"])
+            .arg(root.join("charts/storefleet/values-local.yaml"))
+            .args(["--set", "rbac.allowWithoutAdmissionPolicy=true"]),
+    );
+    write_namespaced(dir, &namespace(PLATFORM, json!({})), &platform);
+    // The values the platform hands every store (its ConfigMap, `--values` of the controller): among
+    // them the selector that admits the control plane to WordPress.
+    let store_values = platform
+        .split("\n---")
+        .filter_map(|doc| serde_yaml::from_str::<Value>(doc).ok())
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "sf-storefleet-store-values")
+        .and_then(|o| o["data"]["store-values.yaml"].as_str().map(str::to_owned))
+        .expect("the platform's store values");
+    // Beside the analyzed folder, not in it: the analyzer reads every file there.
+    let store_values_file = scratch.join("store-values.yaml");
+    std::fs::write(&store_values_file, store_values).unwrap();
     for id in [STORE_A, STORE_B] {
         let manifest = run_ok(
             cluster
@@ -155,6 +187,8 @@ fn render(cluster: &Cluster, dir: &Path) {
                 .arg(root.join("charts/store"))
                 .args(["--namespace", id, "-f"])
                 .arg(root.join("charts/store/values-local.yaml"))
+                .arg("-f")
+                .arg(&store_values_file)
                 .args([
                     "--set",
                     &format!("storeId={id}"),
@@ -179,25 +213,19 @@ fn render(cluster: &Cluster, dir: &Path) {
                     "mail.from.address=shop@example.com",
                 ]),
         );
-        write_namespaced(dir, id, &manifest);
+        // The labels the controller gives a store namespace (controller/namespace.rs).
+        let labels = json!({
+            "storefleet.dev/store-id": id,
+            "storefleet.dev/instance": "default",
+            "app.kubernetes.io/managed-by": "storefleet",
+            "pod-security.kubernetes.io/enforce": "restricted",
+        });
+        write_namespaced(dir, &namespace(id, labels), &manifest);
     }
-    let platform = run_ok(
-        cluster
-            .helm()
-            .args(["template", "sf"])
-            .arg(root.join("charts/storefleet"))
-            .args(["--namespace", PLATFORM, "-f"])
-            .arg(root.join("charts/storefleet/values-local.yaml"))
-            .args(["--set", "rbac.allowWithoutAdmissionPolicy=true"]),
-    );
-    write_namespaced(dir, PLATFORM, &platform);
-    let mut extra: Vec<Value> = [STORE_A, STORE_B, PLATFORM, INGRESS, "kube-system"]
-        .iter()
-        .map(|ns| {
-            json!({"apiVersion": "v1", "kind": "Namespace",
-                   "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}})
-        })
-        .collect();
+    let mut extra: Vec<Value> = vec![
+        namespace(INGRESS, json!({})),
+        namespace("kube-system", json!({})),
+    ];
     // The ingress controller: what the store chart's policy names (values-local.yaml).
     extra.push(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -207,21 +235,35 @@ fn render(cluster: &Cluster, dir: &Path) {
                               "spec": {"containers": [{"name": "c", "image": "ingress"}]}}},
     }));
     write_docs(&dir.join("cluster.yaml"), &extra);
+    dir.clone()
 }
 
 /// `helm template` leaves `metadata.namespace` to the install; the analyzer needs it on every object.
-fn write_namespaced(dir: &Path, namespace: &str, manifest: &str) {
-    let docs: Vec<Value> = manifest
+///
+/// Each file starts with its Namespace: the analyzer (2.1.0) gives objects it reads before their
+/// Namespace a namespace without labels, so that namespace selectors miss them, and it reads the
+/// folder's files in directory order. One Namespace per file, first, as `kubectl apply -f` manifests
+/// are written anyway.
+fn write_namespaced(dir: &Path, namespace: &Value, manifest: &str) {
+    let name = namespace["metadata"]["name"].as_str().unwrap().to_owned();
+    let rendered = manifest
         .split("\n---")
         .filter_map(|doc| serde_yaml::from_str::<Value>(doc).ok())
         .filter(|v| v.is_object())
         .map(|mut v| {
-            v["metadata"]["namespace"] = json!(namespace);
+            v["metadata"]["namespace"] = json!(name);
             v
-        })
-        .collect();
-    assert!(!docs.is_empty(), "nothing rendered for {namespace}");
-    write_docs(&dir.join(format!("{namespace}.yaml")), &docs);
+        });
+    let docs: Vec<Value> = std::iter::once(namespace.clone()).chain(rendered).collect();
+    assert!(docs.len() > 1, "nothing rendered for {name}");
+    write_docs(&dir.join(format!("{name}.yaml")), &docs);
+}
+
+/// A Namespace labelled as Kubernetes (1.21+) labels every namespace, plus `labels`.
+fn namespace(name: &str, labels: Value) -> Value {
+    let mut labels = labels;
+    labels["kubernetes.io/metadata.name"] = json!(name);
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
 }
 
 fn write_docs(path: &Path, docs: &[Value]) {
@@ -262,9 +304,9 @@ fn connectivity(dir: &Path) -> Vec<Allowed> {
 #[tokio::test]
 async fn rendered_policies_isolate_stores_and_allow_only_what_a_store_needs() {
     let cluster = testkit::cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    render(&cluster, dir.path());
-    let allowed = connectivity(dir.path());
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = render(&cluster, scratch.path());
+    let allowed = connectivity(&dir);
     let found = violations(&allowed);
     assert!(
         found.is_empty(),
@@ -282,8 +324,8 @@ async fn rendered_policies_isolate_stores_and_allow_only_what_a_store_needs() {
 #[tokio::test]
 async fn a_widened_policy_is_caught() {
     let cluster = testkit::cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    render(&cluster, dir.path());
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = render(&cluster, scratch.path());
     let mariadb = json!({"matchLabels": {"app.kubernetes.io/component": "database"}});
     let widened = [
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -294,8 +336,8 @@ async fn a_widened_policy_is_caught() {
                "metadata": {"name": "widened-egress", "namespace": STORE_A},
                "spec": {"podSelector": mariadb, "policyTypes": ["Egress"], "egress": [{}]}}),
     ];
-    write_docs(&dir.path().join("widened.yaml"), &widened);
-    let found = violations(&connectivity(dir.path()));
+    write_docs(&dir.join("widened.yaml"), &widened);
+    let found = violations(&connectivity(&dir));
     for expected in [
         format!("store {STORE_A} reaches store {STORE_B}"),
         format!("MariaDB of {STORE_B} is reached from outside its namespace"),

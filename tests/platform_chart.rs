@@ -404,13 +404,16 @@ fn assert_two_identities(objects: &[Value], what: &str) {
         json!([{
             "apiGroups": ["storefleet.dev"],
             "resources": ["stores"],
-            "verbs": ["get", "list", "watch", "create", "delete"],
+            "verbs": ["get", "list", "watch", "create", "patch", "delete"],
         }]),
         "{what}: the API's cluster-wide rights"
     );
     assert_eq!(
         find(objects, "ClusterRole", "sf-storefleet-store-api")["rules"],
-        json!([{ "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] }]),
+        json!([
+            { "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] },
+            { "apiGroups": [""], "resources": ["services"], "verbs": ["get"] },
+        ]),
         "{what}: the API's rights in a store namespace"
     );
     for (binding, account) in [
@@ -958,11 +961,20 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
             "the controller is allowed in the store namespace: {check}"
         );
     }
-    // The API reads a Secret by name there, and nothing else.
+    // The API reads a Secret (credentials) and a Service (storefront check) by name there, and
+    // nothing else.
+    assert!(
+        api.can_i(&format!("get services -n {id}")),
+        "the API may not read the store's Services (GET /stores/{{id}}/health)"
+    );
     for check in [
         "list secrets",
         "watch secrets",
         "create secrets",
+        "list services",
+        "watch services",
+        "create services",
+        "update services",
         "create deployments.apps",
         "create pods",
         "get configmaps",
@@ -1087,6 +1099,7 @@ async fn control_plane_as_its_service_accounts_creates_and_deletes_a_store() {
     let id = cp.create_ready_store("Platform chart test").await;
     cp.assert_owned_and_bound(&id).await;
     cp.assert_credentials_revealed(&id).await;
+    cp.assert_storefront_checked(&id).await;
     let deleted = cp
         .http
         .delete(cp.server.url(&format!("/stores/{id}")))
@@ -1447,6 +1460,31 @@ impl ServiceAccountControlPlane {
         );
     }
 
+    /// `GET /stores/{id}/health`: the API, as its own identity, reads the store's WordPress Service
+    /// (through the same RoleBinding) and asks it. Nothing runs behind it here, so the parts fail,
+    /// but not for want of the Service: a 503 or `no_service` would be RBAC refusing the read.
+    async fn assert_storefront_checked(&self, id: &str) {
+        let response = self
+            .http
+            .get(self.server.url(&format!("/stores/{id}/health")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            status.as_u16(),
+            200,
+            "health of {id}: {body}\n{}",
+            self.server.log_tail()
+        );
+        for part in ["home_page", "rest_api"] {
+            assert_eq!(body[part]["result"], "failed", "{body}");
+            assert_ne!(body[part]["failure"], "no_service", "{body}");
+        }
+    }
+
     /// The store and its namespace are gone (the control plane may not delete namespaces: the garbage
     /// collector does, through the Store's ownership).
     async fn wait_gone(&self, id: &str) {
@@ -1739,6 +1777,138 @@ fn quickstart_passes_shellcheck() {
         script.display(),
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// The storefront check (`GET /stores/{id}/health`) crosses two policies: the platform's egress to
+/// WordPress's port in its store namespaces, and each store's ingress from the control plane's pods,
+/// whose selectors the platform passes to every store through the store values. Rendered together,
+/// they admit exactly the control plane's pods to exactly WordPress's HTTP port.
+#[tokio::test]
+async fn control_plane_reaches_wordpress_port_only_through_both_charts() {
+    let cluster = testkit::cluster().await;
+    let objects = parse_objects(&template(
+        &cluster,
+        "sf",
+        "platform",
+        &[chart_dir().join("values-local.yaml")],
+    ));
+    let pod_labels =
+        &find(&objects, "Deployment", "sf-storefleet")["spec"]["template"]["metadata"]["labels"];
+    let store_values =
+        find(&objects, "ConfigMap", "sf-storefleet-store-values")["data"]["store-values.yaml"]
+            .as_str()
+            .unwrap();
+
+    // The platform's egress: its pod to WordPress pods of this instance's store namespaces, port http.
+    let policy = &find(&objects, "NetworkPolicy", "sf-storefleet")["spec"];
+    let to_wordpress: Vec<&Value> = policy["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| {
+            rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                == "wordpress"
+        })
+        .collect();
+    assert_eq!(to_wordpress.len(), 1, "{policy:#}");
+    assert_eq!(
+        to_wordpress[0]["to"],
+        json!([{
+            "namespaceSelector": { "matchLabels": {
+                "app.kubernetes.io/managed-by": "storefleet", "storefleet.dev/instance": "default" } },
+            "podSelector": { "matchLabels": {
+                "app.kubernetes.io/part-of": "storefleet", "app.kubernetes.io/component": "wordpress" } },
+        }])
+    );
+    assert_eq!(
+        to_wordpress[0]["ports"],
+        json!([{ "port": "http", "protocol": "TCP" }])
+    );
+
+    // The store's ingress, rendered with what the platform passes (storeValues empty here).
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("store-values.yaml");
+    std::fs::write(&values, store_values).unwrap();
+    let id = "store-c0ffee";
+    let mut cmd = cluster.helm();
+    cmd.args(["template", id])
+        .arg(workspace().join("charts/store"))
+        .args(["-n", id, "-f"])
+        .arg(workspace().join("charts/store/values-local.yaml"))
+        .arg("-f")
+        .arg(&values);
+    let store = parse_objects(&run_ok(&mut cmd));
+    let wordpress = &find(&store, "Deployment", &format!("{id}-wordpress"))["spec"]["template"];
+    assert_eq!(
+        wordpress["metadata"]["labels"]["app.kubernetes.io/component"],
+        "wordpress"
+    );
+    assert!(
+        wordpress["spec"]["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "http"),
+        "WordPress's port is named http"
+    );
+    let admit = &find(
+        &store,
+        "NetworkPolicy",
+        &format!("{id}-allow-control-plane"),
+    )["spec"];
+    assert_eq!(
+        admit["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "wordpress"
+    );
+    assert_eq!(admit["policyTypes"], json!(["Ingress"]));
+    let rules = admit["ingress"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{admit:#}");
+    assert_eq!(
+        rules[0]["ports"],
+        json!([{ "port": "http", "protocol": "TCP" }])
+    );
+    let peers = rules[0]["from"].as_array().unwrap();
+    assert_eq!(peers.len(), 1, "{admit:#}");
+    assert_eq!(
+        peers[0]["namespaceSelector"],
+        json!({ "matchLabels": { "kubernetes.io/metadata.name": "platform" } })
+    );
+    // The peer selects the control plane's pods: every label it asks for, they carry.
+    let asked = peers[0]["podSelector"]["matchLabels"].as_object().unwrap();
+    assert!(!asked.is_empty());
+    for (key, value) in asked {
+        assert_eq!(&pod_labels[key], value, "{key}: {pod_labels:#}");
+    }
+
+    // A `networkPolicy.controlPlane` in storeValues replaces what the platform passes, whole;
+    // storeValues' other keys ride along.
+    let override_file = dir.path().join("override.yaml");
+    std::fs::write(
+        &override_file,
+        "storeValues:\n  networkPolicy:\n    controlPlane:\n      namespaceSelector:\n        matchLabels: {team: platform}\n  ingress:\n    className: traefik\n",
+    )
+    .unwrap();
+    let objects = parse_objects(&template(
+        &cluster,
+        "sf",
+        "platform",
+        &[chart_dir().join("values-local.yaml"), override_file],
+    ));
+    let passed: Value = serde_yaml::from_str(
+        find(&objects, "ConfigMap", "sf-storefleet-store-values")["data"]["store-values.yaml"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        passed["networkPolicy"]["controlPlane"]["namespaceSelector"],
+        json!({ "matchLabels": { "team": "platform" } })
+    );
+    assert_eq!(
+        passed["networkPolicy"]["controlPlane"]["podSelector"],
+        Value::Null
+    );
+    assert_eq!(passed["ingress"]["className"], "traefik");
 }
 
 // --- helpers -----------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 //! (`scripts/testcluster up --real-pods`: a real kubelet, containerd, real MariaDB and Apache/PHP
 //! WordPress processes built from Debian packages, see docs/real-pods.md), and the stores work:
 //! Ready from real readiness probes, WordPress answering with the site title on its ClusterIP,
-//! data surviving pod deletion, stores isolated from each other, nothing left after delete.
+//! the API's storefront check (`GET /stores/{id}/health`) reporting WordPress up and WooCommerce
+//! absent, data surviving pod deletion, stores isolated from each other, nothing left after delete.
 //!
 //! `scripts/test` runs it (after `scripts/testcluster up --real-pods`); by hand it skips unless
 //! `STOREFLEET_REAL_PODS=1`. Run:
@@ -462,6 +463,28 @@ async fn stores_run_on_real_pods() {
             site.id,
             posted.elapsed()
         );
+    }
+
+    // The storefront check through the API: this WordPress answers (home page with the title, the
+    // REST index), and this image has no WooCommerce, so the shop is not healthy: exactly that.
+    for site in &sites {
+        let (status, report) = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/stores/{}/health", site.id),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "health of {}: {report}", site.id);
+        for part in ["home_page", "rest_api"] {
+            assert_eq!(report[part]["result"], "ok", "{}: {report:#}", site.id);
+            assert_eq!(report[part]["http_status"], 200, "{report:#}");
+            assert!(report[part]["latency_ms"].as_u64().unwrap() < 3_000);
+        }
+        assert_eq!(report["woocommerce_active"], false, "{report:#}");
+        assert_eq!(report["healthy"], false, "{report:#}");
+        assert_eq!(report["host"], site.host());
+        println!("{}: storefront check {report}", site.id);
     }
 
     // Data survives: a post written through WordPress is still there after the MariaDB pod and

@@ -84,6 +84,56 @@ async fn rendered_manifests_keep_the_store_contract() {
     }
 }
 
+/// Without `networkPolicy.controlPlane` (the platform chart always passes it), nobody outside the
+/// namespace but the ingress controller reaches WordPress: no rule for the control plane at all.
+#[tokio::test]
+async fn control_plane_is_admitted_only_when_the_platform_says_where_it_is() {
+    let cluster = testkit::cluster().await;
+    for values in VALUES_SETS {
+        let id = new_store_id();
+        let objects = render(&cluster, &id, values, &[]);
+        assert!(
+            !objects
+                .iter()
+                .any(|o| o["kind"] == "NetworkPolicy" && name(o).ends_with("-allow-control-plane")),
+            "values {values:?}: a control-plane rule without selectors"
+        );
+    }
+    let id = new_store_id();
+    let objects = render(
+        &cluster,
+        &id,
+        Some("values-local.yaml"),
+        &[
+            "--set",
+            "networkPolicy.controlPlane.namespaceSelector.matchLabels.team=platform",
+        ],
+    );
+    check_network_policies(&objects, "with a control-plane selector");
+    let policy = objects
+        .iter()
+        .find(|o| o["kind"] == "NetworkPolicy" && name(o) == format!("{id}-allow-control-plane"))
+        .expect("the control-plane rule");
+    // An empty podSelector: every pod of the selected namespaces.
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"],
+        json!([{ "namespaceSelector": { "matchLabels": { "team": "platform" } }, "podSelector": {} }])
+    );
+    // And with network policies off, nothing at all.
+    let objects = render(
+        &cluster,
+        &id,
+        Some("values-local.yaml"),
+        &[
+            "--set",
+            "networkPolicy.enabled=false",
+            "--set",
+            "networkPolicy.controlPlane.namespaceSelector.matchLabels.team=platform",
+        ],
+    );
+    assert!(!objects.iter().any(|o| o["kind"] == "NetworkPolicy"));
+}
+
 #[tokio::test]
 async fn control_plane_values_reach_the_setup_job_unchanged() {
     let cluster = testkit::cluster().await;

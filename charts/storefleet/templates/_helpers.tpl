@@ -114,3 +114,21 @@ readinessProbe:
   timeoutSeconds: 3
   failureThreshold: 3
 {{- end -}}
+
+{{/*
+The values every store gets after the store chart's environment file: `storeValues`, plus where the
+control plane's pods are (`networkPolicy.controlPlane`: this release's namespace and pods), so each
+store's NetworkPolicy admits the storefront check to WordPress. A `networkPolicy.controlPlane` in
+`storeValues` replaces the platform's whole (a merge could only add labels to its selectors).
+*/}}
+{{- define "storefleet.storeValues" -}}
+{{- $values := deepCopy .Values.storeValues -}}
+{{- $np := get $values "networkPolicy" | default dict -}}
+{{- if not (hasKey $np "controlPlane") -}}
+{{- $namespace := dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace) -}}
+{{- $pods := dict "matchLabels" (include "storefleet.selectorLabels" . | fromYaml) -}}
+{{- $_ := set $np "controlPlane" (dict "namespaceSelector" $namespace "podSelector" $pods) -}}
+{{- $_ := set $values "networkPolicy" $np -}}
+{{- end -}}
+{{- toYaml $values -}}
+{{- end -}}

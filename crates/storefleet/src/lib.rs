@@ -6,6 +6,7 @@
 //! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
 //!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
 //! - [`mail`]: the platform's SMTP relay, which every store sends through
+//! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
 //! - [`cli`], [`config`], [`server`], [`telemetry`], [`metrics`]: wiring
 pub mod api;
@@ -22,6 +23,7 @@ pub mod server;
 pub mod storage;
 pub mod store_feed;
 pub mod store_reads;
+pub mod storefront;
 pub mod stores;
 pub mod telemetry;
 pub mod view_cache;

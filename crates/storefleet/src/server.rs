@@ -158,6 +158,11 @@ async fn api_app(
         guard: Arc::new(api::guard::Guard::new(config.guard.clone())),
         streams,
         deps: deps.clone(),
+        storefronts: Arc::new(crate::storefront::Storefronts::new(
+            client.clone(),
+            config.urls.clone(),
+            crate::storefront::Checker::default(),
+        )),
     };
     Ok(api::router(state))
 }

@@ -422,6 +422,12 @@ async fn hostile_requests_get_a_4xx_and_create_nothing() {
             404,
             NOT_FOUND,
         ));
+        cases.push(case(
+            format!("GET health of {what}"),
+            with_token("GET", &format!("/stores/{id}/health")),
+            404,
+            NOT_FOUND,
+        ));
     }
     for (what, target) in [
         ("literal traversal (no route)", "/stores/../../etc/passwd"),

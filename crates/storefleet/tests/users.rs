@@ -98,6 +98,7 @@ async fn members_are_isolated_and_tokens_can_be_revoked_expire_and_be_disabled()
         (Method::DELETE, "/stores/{}"),
         (Method::GET, "/stores/{}/events"),
         (Method::GET, "/stores/{}/credentials"),
+        (Method::GET, "/stores/{}/health"),
     ] {
         let theirs = answer(as_bob(method.clone(), &path.replace("{}", &id)), &id).await;
         let nobodys = answer(

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod origin;
 pub mod problem;
 pub mod session;
+pub mod storefront;
 pub mod stores;
 pub mod streams;
 pub mod users;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub streams: Arc<streams::Streams>,
     /// The CRD, the watch and the database as this process last saw them (`/readyz`, 503s).
     pub deps: Arc<Dependencies>,
+    /// Storefront checks (`GET /stores/{id}/health`).
+    pub storefronts: Arc<crate::storefront::Storefronts>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -81,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/stores/{store_id}/events", get(events::store_events))
         .route("/stores/{store_id}/credentials", get(credentials::reveal))
+        .route(
+            "/stores/{store_id}/health",
+            get(storefront::storefront_health),
+        )
         .route("/events", get(live::all_events))
         .route("/me", get(me::me))
         .route_layer(middleware::from_fn_with_state(

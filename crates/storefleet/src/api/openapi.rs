@@ -4,7 +4,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::{Modify, OpenApi};
 
 use super::guard::rate_limit::TooManyRequestsResponses;
-use super::{audit, credentials, events, health, live, me, problem, session, stores, users};
+use super::{
+    audit, credentials, events, health, live, me, problem, session, storefront, stores, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,7 +14,7 @@ use super::{audit, credentials, events, health, live, me, problem, session, stor
     paths(
         stores::create_store, stores::list_stores, stores::get_store, stores::update_store, stores::delete_store,
         events::store_events, audit::list_audit, health::healthz, health::readyz, health::metrics,
-        credentials::reveal, live::all_events, me::me, session::sign_in, session::sign_out,
+        credentials::reveal, storefront::storefront_health, live::all_events, me::me, session::sign_in, session::sign_out,
         users::create_user, users::list_users, users::get_user, users::update_user,
         users::create_token, users::revoke_token,
     ),
@@ -20,7 +22,8 @@ use super::{audit, credentials, events, health, live, me, problem, session, stor
         stores::CreateStoreRequest, stores::UpdateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
         credentials::Credentials, me::Me, me::Role, session::SignIn, users::CreateUserRequest,
         users::UpdateUserRequest, users::CreateTokenRequest, users::UserView, users::TokenView,
-        users::NewUser, users::NewToken)),
+        users::NewUser, users::NewToken, crate::storefront::StorefrontHealth, crate::storefront::Part,
+        crate::storefront::PartResult, crate::storefront::Failure)),
     modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams, &UnavailableResponses),
     tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "health"))
 )]
