@@ -335,7 +335,7 @@ impl Config {
     }
 }
 
-fn is_dns_name(s: &str) -> bool {
+pub(crate) fn is_dns_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|label| {

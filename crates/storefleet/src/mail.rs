@@ -17,18 +17,7 @@ pub struct SmtpHost(String);
 impl SmtpHost {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        let dns_name = !raw.is_empty()
-            && raw.len() <= 253
-            && raw.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        if dns_name || raw.parse::<IpAddr>().is_ok() {
+        if crate::config::is_dns_name(raw) || raw.parse::<IpAddr>().is_ok() {
             Ok(Self(raw.to_ascii_lowercase()))
         } else {
             Err(format!("{raw:?} is neither a DNS name nor an IP address"))

@@ -83,20 +83,7 @@ pub async fn create_store(
                 .transpose()?;
             Ok((new, key))
         });
-    let (new, key) = match parsed {
-        Ok(ok) => ok,
-        Err(problem) => {
-            state
-                .stores
-                .deny(
-                    &caller,
-                    problem.slug,
-                    format!("POST /stores: {}", problem.detail),
-                )
-                .await;
-            return Err(problem);
-        }
-    };
+    let (new, key) = audited(&state, &caller, "POST /stores", parsed).await?;
     let (view, created) = match state.stores.create(&caller, new, key).await? {
         Created::Replayed { status, body } => return Ok(replay(status, body)),
         Created::New(view) => (view, true),
@@ -158,6 +145,22 @@ fn replay(status: u16, body: String) -> Response {
         headers.insert(header::LOCATION, location(&id));
     }
     response
+}
+
+/// A request refused for its input is audited (as `denied`, with the route and why) before the 4xx.
+async fn audited<T>(
+    state: &AppState,
+    caller: &Caller,
+    route: &str,
+    parsed: Result<T, Problem>,
+) -> Result<T, Problem> {
+    if let Err(problem) = &parsed {
+        state
+            .stores
+            .deny(caller, problem.slug, format!("{route}: {}", problem.detail))
+            .await;
+    }
+    parsed
 }
 
 /// An absent body means "all defaults"; otherwise it must be a JSON object of known fields.
@@ -304,20 +307,7 @@ pub async fn update_store(
         })?;
         Ok(StoreName::parse(&request.name)?)
     });
-    let name = match parsed {
-        Ok(name) => name,
-        Err(problem) => {
-            state
-                .stores
-                .deny(
-                    &caller,
-                    problem.slug,
-                    format!("PATCH /stores/{{store_id}}: {}", problem.detail),
-                )
-                .await;
-            return Err(problem);
-        }
-    };
+    let name = audited(&state, &caller, "PATCH /stores/{store_id}", parsed).await?;
     Ok(Json(state.stores.rename(&caller, &id, name).await?))
 }
 
