@@ -6,6 +6,7 @@ import { dateTime } from './format.js';
 
 const ACTIONS = {
   create: 'Created',
+  update: 'Changed',
   delete: 'Deleted',
   ready: 'Became ready',
   failed: 'Failed',
@@ -67,7 +68,8 @@ function row(entry) {
     el('td', { data: { label: 'Action' } }, ACTIONS[entry.action] ?? entry.action),
     el('td', { class: 'mono', data: { label: 'Store' } },
       entry.store_id ? el('a', { href: `#/audit?store=${encodeURIComponent(entry.store_id)}` }, entry.store_id) : '—'),
-    el('td', { data: { label: 'Outcome' } }, entry.outcome),
+    // A refusal one caller repeated within a minute is one entry with a count.
+    el('td', { data: { label: 'Outcome' } }, entry.count > 1 ? `${entry.outcome} ×${entry.count}` : entry.outcome),
     el('td', { data: { label: 'Detail' } }, entry.detail || '—'),
   );
 }
