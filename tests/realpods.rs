@@ -4,6 +4,10 @@
 //! Ready from real readiness probes, WordPress answering with the site title on its ClusterIP,
 //! the API's storefront check (`GET /stores/{id}/health`) reporting WordPress up and WooCommerce
 //! absent, data surviving pod deletion, stores isolated from each other, nothing left after delete.
+//! Store mail (issue 13): with the platform's relay pointed at a real SMTP server (aiosmtpd, pinned,
+//! `scripts/smtp-sink`) on the node's bridge, WordPress core's lost-password mail arrives there with
+//! the platform's From, to the admin; without a relay the store says `MailConfigured=False/NoRelay`
+//! and WordPress says the mail could not be sent.
 //!
 //! `scripts/test` runs it (after `scripts/testcluster up --real-pods`); by hand it skips unless
 //! `STOREFLEET_REAL_PODS=1`. Run:
@@ -27,6 +31,14 @@ use testkit::{Cluster, run_ok, wait_for};
 /// Generous: a 2-core machine busy with other tests; real MariaDB and Apache start here.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The real-pod node's address on its bridge (docs/real-pods.md): pods reach the host there, so the
+/// mail test's SMTP server listens on it.
+const BRIDGE_IP: &str = "10.244.0.1";
+
+/// One test at a time: each starts its own control plane and real stores, and a 2-core machine
+/// running both at once would make every timing here meaningless.
+static REAL_PODS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn skip() -> bool {
     if std::env::var("STOREFLEET_REAL_PODS").as_deref() == Ok("1") {
@@ -86,7 +98,8 @@ struct ControlPlane {
 }
 
 impl ControlPlane {
-    async fn start(cluster: &Cluster) -> ControlPlane {
+    /// `extra`: more `storefleet serve` flags (the mail test's `--smtp-*`).
+    async fn start(cluster: &Cluster, extra: &[&str]) -> ControlPlane {
         let root = testkit::workspace_root();
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
@@ -128,11 +141,21 @@ impl ControlPlane {
             .arg("--helm")
             .arg(&cluster.helm)
             .args(["--admin-token", &token, "--provision-timeout", "15m"])
+            .args(extra)
             .env("KUBECONFIG", &cluster.kubeconfig)
             .env("RUST_LOG", "info,storefleet=debug,kube=warn")
             .env_remove("STOREFLEET_VALUES")
             .env_remove("STOREFLEET_ADMIN_TOKEN")
             .env_remove("STOREFLEET_INSTANCE")
+            // the relay only as `extra` says (the mail test), never from the caller's shell
+            .env_remove("STOREFLEET_SMTP_HOST")
+            .env_remove("STOREFLEET_SMTP_PORT")
+            .env_remove("STOREFLEET_SMTP_TLS")
+            .env_remove("STOREFLEET_SMTP_RELAY_CIDR")
+            .env_remove("STOREFLEET_SMTP_USERNAME")
+            .env_remove("STOREFLEET_SMTP_PASSWORD_FILE")
+            .env_remove("STOREFLEET_MAIL_FROM")
+            .env_remove("STOREFLEET_MAIL_FROM_NAME")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -149,7 +172,7 @@ impl ControlPlane {
             }
         })
         .await;
-        ControlPlane {
+        let api = ControlPlane {
             child,
             base: format!("http://{addr}"),
             token,
@@ -159,7 +182,14 @@ impl ControlPlane {
                 .unwrap(),
             log,
             _dir: dir,
-        }
+        };
+        // Listening comes before the CRD check: until /readyz says so, POST /stores answers 503.
+        wait_for("storefleet serve ready (/readyz)", TIMEOUT, || async {
+            let (status, _) = api.call(reqwest::Method::GET, "/readyz", None).await;
+            (status == StatusCode::OK).then_some(())
+        })
+        .await;
+        api
     }
 
     async fn call(
@@ -266,6 +296,13 @@ impl Site {
     }
 }
 
+fn condition<'a>(store: &'a Value, type_: &str) -> &'a Value {
+    store["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition: {store:#}"))
+}
+
 async fn secret_value(client: &Client, ns: &str, key: &str) -> String {
     let secret = Api::<Secret>::namespaced(client.clone(), ns)
         .get(&format!("{ns}-credentials"))
@@ -279,6 +316,52 @@ async fn secret_value(client: &Client, ns: &str, key: &str) -> String {
             .clone(),
     )
     .unwrap()
+}
+
+/// `application/x-www-form-urlencoded` for one value.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What a visitor does on "Lost your password?": POSTs the form of `wp-login.php?action=lostpassword`
+/// for `login`, so WordPress core sends its password-reset mail (`retrieve_password()` → `wp_mail()`).
+/// Answers the status, the `Location` and the page.
+async fn request_password_reset(
+    site: &Site,
+    client: &Client,
+    http: &reqwest::Client,
+    login: &str,
+) -> (StatusCode, String, String) {
+    let resp = http
+        .post(format!(
+            "{}/wp-login.php?action=lostpassword",
+            site.service_url(client).await
+        ))
+        .header(HOST, site.host())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "user_login={}&redirect_to=&wp-submit=Get+New+Password",
+            form_encode(login)
+        ))
+        .send()
+        .await
+        .expect("lost-password request");
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, location, resp.text().await.unwrap_or_default())
 }
 
 fn xml_escape(s: &str) -> String {
@@ -404,9 +487,10 @@ async fn stores_run_on_real_pods() {
     if skip() {
         return;
     }
+    let _one_at_a_time = REAL_PODS.lock().await;
     let cluster = realpods_cluster().await;
     let client = cluster.client.clone();
-    let api = ControlPlane::start(&cluster).await;
+    let api = ControlPlane::start(&cluster, &[]).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
@@ -448,6 +532,13 @@ async fn stores_run_on_real_pods() {
             if store["status"] != "Ready" {
                 return None;
             }
+            // No relay on this control plane: the store says so, and is Ready all the same.
+            let mail = condition(&store, "MailConfigured");
+            assert_eq!(
+                (&mail["status"], &mail["reason"]),
+                (&json!("False"), &json!("NoRelay")),
+                "{mail}"
+            );
             let body = site.home(&client, &http).await;
             assert!(
                 body.as_deref().is_some_and(|b| site.shows_title(b)),
@@ -486,6 +577,14 @@ async fn stores_run_on_real_pods() {
         assert_eq!(report["host"], site.host());
         println!("{}: storefront check {report}", site.id);
     }
+
+    // Without a relay, mail goes nowhere, and WordPress's own page says so to whoever asks for it.
+    let admin = secret_value(&client, &sites[0].id, "wordpress-admin-user").await;
+    let (status, location, page) = request_password_reset(&sites[0], &client, &http, &admin).await;
+    assert!(
+        status == StatusCode::OK && page.contains("The email could not be sent"),
+        "lost password without a relay: {status} {location:?}\n{page}"
+    );
 
     // Data survives: a post written through WordPress is still there after the MariaDB pod and
     // then the WordPress pod are deleted and come back.
@@ -597,4 +696,343 @@ async fn stores_run_on_real_pods() {
             site.id
         );
     }
+}
+
+/// A real SMTP server for the stores' mail: aiosmtpd (pinned, `scripts/smtp-sink` installs it) on
+/// the bridge address, writing each message it accepts to a Maildir with the envelope added as
+/// `X-MailFrom` and `X-RcptTo` headers. Killed on drop.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    fn start(ip: &str) -> SmtpSink {
+        let exe = match std::env::var_os("STOREFLEET_AIOSMTPD") {
+            Some(path) => PathBuf::from(path),
+            None => PathBuf::from(
+                run_ok(&mut Command::new(
+                    testkit::workspace_root().join("scripts/smtp-sink"),
+                ))
+                .trim(),
+            ),
+        };
+        // A free port on the bridge (taken back a moment later by aiosmtpd).
+        let port = std::net::TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("no free port on {ip} (is the real-pod node up?): {e}"))
+            .port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let maildir = dir.path().join("maildir");
+        let log = dir.path().join("aiosmtpd.log");
+        let out = File::create(&log).unwrap();
+        let child = Command::new(&exe)
+            .arg("-n") // no setuid to `nobody`: it writes into our temp dir
+            .args(["-l", &format!("{ip}:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
+        let mut sink = SmtpSink {
+            child,
+            port,
+            maildir,
+            log,
+            _dir: dir,
+        };
+        // Listening once it greets (220).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut conn) = std::net::TcpStream::connect((ip, port)) {
+                use std::io::Read;
+                conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                let mut greeting = [0u8; 3];
+                if conn.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
+                    return sink;
+                }
+            }
+            if let Ok(Some(status)) = sink.child.try_wait() {
+                panic!("aiosmtpd exited ({status}):\n{}", sink.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd does not greet on {ip}:{port} after 30 s:\n{}",
+                sink.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every message received so far, oldest first.
+    fn messages(&self) -> Vec<Mail> {
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> =
+            std::fs::read_dir(self.maildir.join("new"))
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap(), e.path()))
+                        .collect()
+                })
+                .unwrap_or_default();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, path)| Mail::parse(&std::fs::read_to_string(path).unwrap()))
+            .collect()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- aiosmtpd log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// A received message: its header lines (unfolded) and its body.
+struct Mail {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Mail {
+    fn parse(raw: &str) -> Mail {
+        let raw = raw.replace("\r\n", "\n");
+        let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.lines() {
+            match (line.starts_with([' ', '\t']), headers.last_mut()) {
+                (true, Some((_, value))) => {
+                    value.push(' ');
+                    value.push_str(line.trim());
+                }
+                _ => {
+                    if let Some((name, value)) = line.split_once(':') {
+                        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+                    }
+                }
+            }
+        }
+        let mut mail = Mail {
+            headers,
+            body: body.to_owned(),
+        };
+        // Quoted-printable only joins its soft line breaks here: the asserted text is ASCII.
+        if mail
+            .header("Content-Transfer-Encoding")
+            .is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable"))
+        {
+            mail.body = mail.body.replace("=\n", "");
+        }
+        mail
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn head(&self) -> String {
+        self.headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\n"))
+            .collect()
+    }
+}
+
+/// Store mail (issue 13): with the platform's relay set to a real SMTP server, a WordPress core mail
+/// of a real store (the lost-password mail for the admin) arrives there, from the platform's From,
+/// to the admin's address, through the chart's must-use plugin and PHPMailer in the real image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_mail_reaches_a_real_smtp_server() {
+    if skip() {
+        return;
+    }
+    const FROM: &str = "shop@storefleet.test";
+    const FROM_NAME: &str = "Storefleet Test";
+    let _one_at_a_time = REAL_PODS.lock().await;
+    let cluster = realpods_cluster().await;
+    let client = cluster.client.clone();
+    let sink = SmtpSink::start(BRIDGE_IP);
+    let port = sink.port.to_string();
+    let api = ControlPlane::start(
+        &cluster,
+        &[
+            "--smtp-host",
+            BRIDGE_IP,
+            "--smtp-port",
+            &port,
+            "--smtp-tls",
+            "none",
+            "--smtp-relay-cidr",
+            &format!("{BRIDGE_IP}/32"),
+            "--mail-from",
+            FROM,
+            "--mail-from-name",
+            FROM_NAME,
+        ],
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // ASCII title: the subject is then plain text in the message, not RFC 2047 encoded.
+    let title = format!("Mail test {:x}", std::process::id());
+    let posted = Instant::now();
+    let (status, store) = api
+        .call(
+            reqwest::Method::POST,
+            "/stores",
+            Some(json!({ "name": title })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "POST /stores: {store}");
+    let id = store["store_id"].as_str().expect("store_id").to_owned();
+    let _leftovers = LeftoverGuard {
+        kubeconfig: cluster.kubeconfig.clone(),
+        namespaces: vec![id.clone()],
+    };
+    let site = Site {
+        id: id.clone(),
+        title: title.clone(),
+    };
+    let store = wait_for(&format!("{id} Ready"), READY_TIMEOUT, || async {
+        let (status, store) = api
+            .call(reqwest::Method::GET, &format!("/stores/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "GET /stores/{id}: {store}");
+        assert_ne!(store["status"], "Failed", "store failed: {store}");
+        (store["status"] == "Ready").then_some(store)
+    })
+    .await;
+    println!("{id}: POST to Ready in {:.0?}", posted.elapsed());
+    let mail = condition(&store, "MailConfigured");
+    assert_eq!(
+        (&mail["status"], &mail["reason"]),
+        (&json!("True"), &json!("RelayConfigured")),
+        "{mail}"
+    );
+    assert!(
+        mail["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{BRIDGE_IP}:{port}")),
+        "{mail}"
+    );
+    // The setup Job installed WordPress with `--skip-email`: nothing was sent yet.
+    let before: Vec<String> = sink.messages().iter().map(Mail::head).collect();
+    assert!(
+        before.is_empty(),
+        "mail before any was asked for: {before:#?}"
+    );
+
+    let (status, credentials) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/stores/{id}/credentials"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "credentials: {credentials}");
+    let admin = credentials["username"].as_str().unwrap().to_owned();
+    let admin_email = credentials["email"].as_str().unwrap().to_owned();
+
+    let asked = Instant::now();
+    let (status, location, page) = request_password_reset(&site, &client, &http, &admin).await;
+    assert!(
+        status == StatusCode::FOUND && location.contains("checkemail=confirm"),
+        "the lost-password form did not confirm the mail: {status} {location:?}\n{page}"
+    );
+    let answered = asked.elapsed();
+    let mut received = wait_for(
+        "the password-reset mail at the SMTP server",
+        TIMEOUT,
+        || {
+            let messages = sink.messages();
+            async move { (!messages.is_empty()).then_some(messages) }
+        },
+    )
+    .await;
+    println!(
+        "{id}: lost-password form answered in {answered:.1?}; mail received {:.1?} after the request:\n{}",
+        asked.elapsed(),
+        received[0].head()
+    );
+    assert_eq!(
+        received.len(),
+        1,
+        "one mail expected: {:#?}",
+        received.iter().map(Mail::head).collect::<Vec<_>>()
+    );
+    let reset = received.remove(0);
+    // The envelope (as the server saw it) and the headers.
+    assert_eq!(reset.header("X-MailFrom"), Some(FROM), "{}", reset.head());
+    assert_eq!(
+        reset.header("X-RcptTo"),
+        Some(admin_email.as_str()),
+        "{}",
+        reset.head()
+    );
+    assert_eq!(
+        reset.header("From"),
+        Some(format!("{FROM_NAME} <{FROM}>").as_str()),
+        "{}",
+        reset.head()
+    );
+    assert_eq!(
+        reset.header("To"),
+        Some(admin_email.as_str()),
+        "{}",
+        reset.head()
+    );
+    // WordPress core's password-reset mail (wp-includes/user.php, retrieve_password()).
+    assert_eq!(
+        reset.header("Subject"),
+        Some(format!("[{title}] Password Reset").as_str()),
+        "{}",
+        reset.head()
+    );
+    for text in [
+        "Someone has requested a password reset for the following account:",
+        &format!("Username: {admin}"),
+        "wp-login.php?action=rp&key=",
+        &format!("&login={}", form_encode(&admin)),
+    ] {
+        assert!(reset.body.contains(text), "no {text:?} in:\n{}", reset.body);
+    }
+
+    let (status, body) = api
+        .call(reqwest::Method::DELETE, &format!("/stores/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "DELETE /stores/{id}: {body}");
+    wait_for(&format!("{id} gone"), TIMEOUT, || async {
+        let (status, _) = api
+            .call(reqwest::Method::GET, &format!("/stores/{id}"), None)
+            .await;
+        let ns = Api::<Namespace>::all(client.clone())
+            .get_opt(&id)
+            .await
+            .unwrap();
+        (status == StatusCode::NOT_FOUND && ns.is_none()).then_some(())
+    })
+    .await;
+    println!("{id}: deleted");
 }
