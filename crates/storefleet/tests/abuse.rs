@@ -294,13 +294,7 @@ async fn member_refusals_are_capped_aggregated_and_kept_out_of_the_victims_view(
 #[tokio::test]
 async fn streams_end_when_their_credentials_do() {
     let server = Server::start("stream-ends", Options::default()).await;
-    let open = |token: String| {
-        let req = server.as_user(&token, Method::GET, "/events");
-        async move {
-            let r = req.send().await.unwrap();
-            (r.status(), EventStream::new(r))
-        }
-    };
+    let open = |token: String| open_events(&server, token);
     let jane = server.create_user("jane", "member", 1).await;
     let jane_token = jane["token"].as_str().unwrap().to_owned();
     let mut janes = Vec::new();
@@ -385,13 +379,7 @@ async fn streams_are_capped_per_user_and_in_all() {
         options(&["--max-streams-per-user", "3", "--max-streams", "6"]),
     )
     .await;
-    let open = |token: String| {
-        let req = server.as_user(&token, Method::GET, "/events");
-        async move {
-            let r = req.send().await.unwrap();
-            (r.status(), EventStream::new(r))
-        }
-    };
+    let open = |token: String| open_events(&server, token);
     let mut held = Vec::new();
     for _ in 0..3 {
         let (status, stream) = open(server.token.clone()).await;
@@ -432,6 +420,16 @@ async fn streams_are_capped_per_user_and_in_all() {
             }
         }
     }
+}
+
+/// `GET /events` as the holder of `token`: the status, and the stream to read.
+async fn open_events(server: &Server, token: String) -> (StatusCode, EventStream) {
+    let r = server
+        .as_user(&token, Method::GET, "/events")
+        .send()
+        .await
+        .unwrap();
+    (r.status(), EventStream::new(r))
 }
 
 /// Signs in to the dashboard with the admin token; answers the session cookie (`name=value`).
