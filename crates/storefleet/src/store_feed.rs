@@ -48,7 +48,10 @@ impl StoreFeed {
         let run = async move {
             // Before the CRD exists a watch would only fail, loudly, forever.
             deps.crd_served().await;
-            let watch = watcher(Api::<Store>::all(client), config).default_backoff();
+            // The controller's short backoff (250 ms to 3 s), not kube's default (up to 30 s): after an
+            // API-server outage the API's view must come back as fast as the controller's.
+            let watch = watcher(Api::<Store>::all(client), config)
+                .backoff(crate::controller::watch_backoff::WatchBackoff::default());
             let mut stream = std::pin::pin!(reflector::reflector(writer, watch));
             while let Some(event) = stream.next().await {
                 let out = match event {

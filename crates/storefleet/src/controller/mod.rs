@@ -12,7 +12,7 @@ mod reconcile;
 mod release;
 mod rolebinding;
 pub mod status;
-mod watch_backoff;
+pub(crate) mod watch_backoff;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
