@@ -320,19 +320,32 @@ impl Server {
 
     /// Polls `GET /stores/{id}` until its status is `phase`; panics on a different final phase.
     pub async fn wait_phase(&self, id: &str, phase: &str, timeout: Duration) -> Value {
-        testkit::wait_for(&format!("{id} to be {phase}"), timeout, || async {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
             let (status, body) = self.get_json(&format!("/stores/{id}")).await;
             assert_eq!(status, StatusCode::OK, "GET /stores/{id}: {body}");
             let now = body["status"].as_str().unwrap_or_default().to_owned();
             if now == phase {
-                return Some(body);
+                return body;
             }
             if now == "Failed" && phase != "Failed" {
                 panic!("{id} failed: {body:#}");
             }
-            None
-        })
-        .await
+            if tokio::time::Instant::now() >= deadline {
+                // Two views side by side: the API's cache and the cluster. If they differ, the
+                // API's watch is behind; if both are stuck, the controller is.
+                let cluster = stores_api(&self.cluster.client).get_opt(id).await;
+                let cluster = cluster
+                    .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default())
+                    .unwrap_or_else(|e| format!("(could not read: {e})"));
+                panic!(
+                    "timed out after {timeout:?} waiting for {id} to be {phase}\n\
+                     the API says: {body:#}\nthe cluster has: {cluster}\nhelm list: {}",
+                    self.helm_list_raw(id)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Waits until the Store, its namespace and its release are all gone (and GET says 404).
@@ -356,6 +369,24 @@ impl Server {
     }
 
     /// Names of helm releases in namespace `ns` (any state).
+    /// `helm list` of a namespace as helm prints it (status and revision included), for failures.
+    pub fn helm_list_raw(&self, ns: &str) -> String {
+        match self
+            .cluster
+            .helm()
+            .args(["list", "-n", ns, "-o", "json"])
+            .args(testkit::HELM_LIST_ALL)
+            .output()
+        {
+            Ok(out) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => format!("(helm did not run: {e})"),
+        }
+    }
+
     pub fn helm_releases(&self, ns: &str) -> Vec<String> {
         let out = self
             .cluster
@@ -465,7 +496,7 @@ impl Drop for Server {
             eprintln!(
                 "----- storefleet serve output ({}) -----\n{}\n----- end -----",
                 self.instance,
-                tail(&self.log(), 400)
+                tail(&without_request_lines(&self.log()), 400)
             );
         }
         self.cleanup();
@@ -482,6 +513,15 @@ fn read_log(path: &Path) -> String {
         let _ = f.read_to_string(&mut s);
     }
     s
+}
+
+/// The log without its per-request lines: tests poll, and hundreds of "GET 200" lines would push
+/// what the controller did out of the tail that a failure prints.
+fn without_request_lines(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.contains("\"finished processing request\""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn tail(s: &str, lines: usize) -> String {
