@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// Picks the chart's `values-<environment>.yaml`.
     #[arg(long, env = "STOREFLEET_ENVIRONMENT", value_enum, default_value_t = Environment::Local)]
     pub environment: Environment,
+    /// The size plans stores may have (a YAML file: `default: <name>` and `plans: {<name>: ...}`, see
+    /// the platform chart's `plans`). Unset: the built-in `small` (the store chart's defaults, the
+    /// default plan), `medium` and `large`. The API and the controller must be given the same file.
+    #[arg(long, env = "STOREFLEET_PLANS")]
+    pub plans: Option<PathBuf>,
     /// Extra values files for every store, after the environment file (repeat, or comma-separated).
     #[arg(long = "values", env = "STOREFLEET_VALUES", value_delimiter = ',')]
     pub values: Vec<PathBuf>,

@@ -192,6 +192,8 @@ pub struct Config {
     pub retention: crate::storage::Retention,
     /// The SMTP relay of every store; `None`: stores send no mail (and say so).
     pub mail: Option<crate::mail::MailRelay>,
+    /// The size plans (`--plans`, or the built-in table).
+    pub plans: std::sync::Arc<crate::plans::PlanTable>,
 }
 
 /// The shortest `--admin-token` accepted: a guessable admin token is the one credential the
@@ -283,6 +285,10 @@ impl Config {
             std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
         };
         let mail = crate::mail::MailRelay::from_flags(args.mail.into())?;
+        let plans = match &args.plans {
+            Some(path) => crate::plans::PlanTable::from_file(path)?,
+            None => crate::plans::PlanTable::builtin(),
+        };
         let public_origin = args
             .public_url
             .as_deref()
@@ -326,6 +332,7 @@ impl Config {
                 idempotency_ttl: args.idempotency_ttl,
             },
             mail,
+            plans: std::sync::Arc::new(plans),
         })
     }
 

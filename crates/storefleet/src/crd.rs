@@ -35,6 +35,7 @@ pub const DEFAULT_INSTANCE: &str = "default";
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
     printcolumn = r#"{"name":"Owner","type":"string","jsonPath":".spec.owner"}"#,
+    printcolumn = r#"{"name":"Plan","type":"string","jsonPath":".spec.plan"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -52,6 +53,11 @@ pub struct StoreSpec {
     /// Who owns the store (the API fills it in from the caller).
     #[schemars(length(min = 1, max = 253))]
     pub owner: String,
+    /// The size plan (resources, quota, volume sizes; the platform's `--plans`). Absent: the
+    /// platform's default plan (stores made before plans exist have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,31}$"))]
+    pub plan: Option<String>,
 }
 
 /// Where a store is in its life.
@@ -203,9 +209,15 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["Status", "URL", "Owner", "Age"]);
+        assert_eq!(columns, ["Status", "URL", "Owner", "Plan", "Age"]);
         // API server 1.20 has no CEL: the schema must not carry validation rules.
         assert!(!crd_yaml().contains("x-kubernetes-validations"));
+    }
+
+    #[test]
+    fn plan_pattern_is_the_plan_names_rule() {
+        // The CRD's schema and the API's parser must agree on what a plan name looks like.
+        assert!(crd_yaml().contains(crate::plans::PlanName::PATTERN));
     }
 
     #[test]
@@ -216,6 +228,7 @@ mod tests {
                 name: None,
                 engine: Engine::Woocommerce,
                 owner: "a".into(),
+                plan: None,
             },
         );
         assert_eq!(store.instance(), DEFAULT_INSTANCE);

@@ -53,6 +53,9 @@ pub struct StoreValues {
     /// The SMTP relay (no password: that is in a Secret the values name); absent without a relay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mail: Option<crate::mail::StoreMailValues>,
+    /// The store's size plan: `wordpress`, `mariadb` (resources, volume size) and `quota.hard`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::plans::PlanValues>,
 }
 
 /// A release as `helm list` with every state flag sees it.
@@ -435,6 +438,7 @@ mod tests {
             site_title: "Ça \"coûte\": {rien} # 🛒\\".into(),
             site_url: "http://store-000001.localhost".into(),
             mail: None,
+            plan: None,
         };
         let file = write_values_file(&values).unwrap();
         let back: serde_yaml::Value =

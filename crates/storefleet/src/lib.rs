@@ -5,6 +5,7 @@
 //! - [`crd`]: the `Store` resource; [`controller`]: reconciling it; [`helm`]: the helm binary
 //! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
 //!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
+//! - [`plans`]: size plans (resources, quota, volume sizes) and the grow-never-shrink rule
 //! - [`mail`]: the platform's SMTP relay, which every store sends through
 //! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
@@ -19,6 +20,7 @@ pub mod domain;
 pub mod helm;
 pub mod mail;
 pub mod metrics;
+pub mod plans;
 pub mod server;
 pub mod storage;
 pub mod store_feed;

@@ -284,6 +284,7 @@ mod tests {
                 name: None,
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
+                plan: None,
             },
         );
         ready.status = Some(StoreStatus {
@@ -296,6 +297,7 @@ mod tests {
                 name: None,
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
+                plan: None,
             },
         );
         let text = Metrics::default().render([&ready, &fresh, &ready.clone()].into_iter());

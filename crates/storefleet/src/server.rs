@@ -132,7 +132,8 @@ async fn api_app(
     tasks.spawn(watch);
     let cache = feed.cache();
     let stores = StoreService::new(
-        Api::all(client.clone()),
+        client.clone(),
+        config.plans.clone(),
         feed,
         config.instance.clone(),
         config.urls.clone(),
@@ -200,6 +201,7 @@ fn start_controller(
             store_access: config.store_access.clone(),
             workload_watch: config.workload_watch,
             mail: config.mail.clone(),
+            plans: config.plans.clone(),
         },
     ));
     let (run, cache) = controller::run(ctx);

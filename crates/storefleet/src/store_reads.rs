@@ -156,6 +156,7 @@ mod tests {
                 name: None,
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
+                plan: None,
             },
         );
         s.metadata.resource_version = Some(version.into());

@@ -19,6 +19,7 @@ use crate::crd::{
     DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_OWNER, Phase, Store, StoreSpec,
 };
 use crate::domain::{Engine, IdempotencyKey, Owner, Role, StoreId, StoreName, UserId};
+use crate::plans::{PlanName, PlanTable, UnknownPlan, VolumeRefusal};
 use crate::storage::{Action, AuditEntry, AuditLog, IdempotencyStore, StoredAnswer, User};
 use crate::store_feed::{FeedEvent, StoreFeed};
 use crate::store_reads::StoreReads;
@@ -41,6 +42,9 @@ pub struct StoreView {
     /// The store's namespace (= store id).
     pub namespace: String,
     pub owner: String,
+    /// The size plan (the platform's default for a store that names none).
+    #[schema(example = "small")]
+    pub plan: String,
     pub created_at: Option<DateTime<Utc>>,
     pub ready_at: Option<DateTime<Utc>>,
     /// What is happening now, or why it failed.
@@ -72,15 +76,29 @@ pub enum StoreChange {
 pub struct NewStore {
     pub engine: Engine,
     pub name: Option<StoreName>,
+    /// A plan of the platform's table; `None`: its default plan.
+    pub plan: Option<PlanName>,
 }
 
 impl NewStore {
     /// Identifies the request for idempotency keys: same meaning, same fingerprint (formatting and
-    /// surrounding whitespace of the name do not matter).
-    fn fingerprint(&self) -> String {
-        let canonical = serde_json::json!({"engine": self.engine, "name": self.name.as_ref().map(StoreName::as_str)});
+    /// surrounding whitespace of the name do not matter, nor naming the default plan or not). The
+    /// default plan leaves the fingerprint as it was before plans, so keys stored then still match.
+    fn fingerprint(&self, default_plan: &PlanName) -> String {
+        let mut canonical = serde_json::json!({"engine": self.engine, "name": self.name.as_ref().map(StoreName::as_str)});
+        if let Some(plan) = self.plan.as_ref().filter(|p| *p != default_plan) {
+            canonical["plan"] = plan.as_str().into();
+        }
         hex(&Sha256::digest(canonical.to_string().as_bytes()))
     }
+}
+
+/// Validated body of `PATCH /stores/{id}`: what to change (at least one of them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreUpdate {
+    pub name: Option<StoreName>,
+    /// A plan of the platform's table.
+    pub plan: Option<PlanName>,
 }
 
 /// Who is asking (resolved from their token or session on every request), for ownership, isolation,
@@ -156,6 +174,11 @@ pub enum StoreError {
     NameTaken(String),
     #[error("store {0} is being deleted")]
     Deleting(String),
+    #[error(transparent)]
+    UnknownPlan(#[from] UnknownPlan),
+    /// The plan would shrink a volume, or grow one whose StorageClass cannot expand.
+    #[error(transparent)]
+    Volume(#[from] VolumeRefusal),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("database: {0}")]
@@ -164,6 +187,9 @@ pub enum StoreError {
 
 pub struct StoreService {
     api: Api<Store>,
+    /// For what a plan change must look at besides Stores: the store's PVCs and StorageClasses.
+    client: kube::Client,
+    plans: Arc<PlanTable>,
     instance: String,
     urls: StoreUrls,
     max_stores: u32,
@@ -183,7 +209,8 @@ pub struct StoreService {
 impl StoreService {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        api: Api<Store>,
+        client: kube::Client,
+        plans: Arc<PlanTable>,
         feed: StoreFeed,
         instance: String,
         urls: StoreUrls,
@@ -191,11 +218,14 @@ impl StoreService {
         idempotency: IdempotencyStore,
         audit: AuditLog,
     ) -> Self {
+        let api = Api::all(client.clone());
         Self {
             reads: StoreReads::new(feed.cache(), api.clone()),
             views: ViewCache::default(),
             feed,
             api,
+            client,
+            plans,
             instance,
             urls,
             max_stores,
@@ -210,6 +240,11 @@ impl StoreService {
         self.max_stores
     }
 
+    /// The platform's plans (requests name them; views show them).
+    pub fn plans(&self) -> &PlanTable {
+        &self.plans
+    }
+
     pub async fn create(
         &self,
         caller: &Caller,
@@ -217,7 +252,7 @@ impl StoreService {
         key: Option<IdempotencyKey>,
     ) -> Result<Created, StoreError> {
         let _serialised = self.create_lock.lock().await;
-        let fingerprint = new.fingerprint();
+        let fingerprint = new.fingerprint(self.plans.default_plan());
         if let Some(key) = &key
             && let Some(first) = self
                 .idempotency
@@ -306,7 +341,12 @@ impl StoreService {
                 store_id: Some(view.store_id.clone()),
                 store_owner: Some(caller.owner.to_string()),
                 outcome: "accepted".into(),
-                detail: format!("engine {}, name {:?}", new.engine.as_str(), view.name),
+                detail: format!(
+                    "engine {}, name {:?}, plan {}",
+                    new.engine.as_str(),
+                    view.name,
+                    view.plan
+                ),
                 remote_addr: caller.remote_addr.clone(),
             })
             .await;
@@ -328,6 +368,9 @@ impl StoreService {
                     name: new.name.clone().map(StoreName::into_string),
                     engine: new.engine,
                     owner: caller.owner.to_string(),
+                    // Always written: `kubectl get stores` shows it, and a later change of the
+                    // platform's default plan does not resize stores made before.
+                    plan: Some(self.plans.effective(new.plan.as_ref()).as_str().to_owned()),
                 },
             );
             store.metadata.labels = Some(
@@ -408,9 +451,9 @@ impl StoreService {
     /// `GET /stores` answers, from per-store cached bytes.
     pub async fn list_json(&self, caller: &Caller) -> Result<Vec<u8>, StoreError> {
         let (visible, ours) = self.visible(caller).await?;
-        Ok(self
-            .views
-            .render_list(&visible, &ours, |s| view_of(s, &self.urls)))
+        Ok(self.views.render_list(&visible, &ours, |s| {
+            view_of(s, &self.urls, self.plans.default_plan())
+        }))
     }
 
     /// The caller's stores, oldest first, and every store of this instance.
@@ -469,48 +512,73 @@ impl StoreService {
         Err(StoreError::NotFound(id.to_string()))
     }
 
-    /// Renames a store (its title in WordPress): the Store's spec changes, its generation with it, and
-    /// the controller upgrades the release. The same name again changes nothing. Read from the API
-    /// server, as a create is: names are unique per owner.
-    pub async fn rename(
+    /// Changes a store: its name (its title in WordPress) and/or its size plan. The Store's spec
+    /// changes, its generation with it, and the controller upgrades the release. What is already so
+    /// changes nothing (no new generation, no upgrade). Read from the API server, as a create is:
+    /// names are unique per owner, and a plan is checked against the volumes as they are now.
+    pub async fn update(
         &self,
         caller: &Caller,
         id: &StoreId,
-        name: StoreName,
+        update: StoreUpdate,
     ) -> Result<StoreView, StoreError> {
         let store = self.get_store(caller, id).await?;
         if store.is_deleting() {
             return Err(StoreError::Deleting(id.to_string()));
         }
-        let old = store.display_name();
-        if store.spec.name.as_deref() == Some(name.as_str()) {
+        let old_name = store.display_name();
+        let name = update
+            .name
+            .filter(|n| store.spec.name.as_deref() != Some(n.as_str()));
+        let old_plan = self.plan_of(&store);
+        let plan = update.plan.filter(|p| *p != old_plan);
+        if name.is_none() && plan.is_none() {
             return Ok(self.view(&store));
+        }
+        if let Some(plan) = &plan
+            && let Err(refusal) = self.check_plan(id, plan).await
+        {
+            self.deny_change(caller, id, &store, &refusal).await;
+            return Err(refusal);
         }
         // Serialised with creates: a create and a rename must not both take one name.
         let _one_at_a_time = self.create_lock.lock().await;
-        let taken = self
-            .api
-            .list(&self.list_params())
-            .await?
-            .items
-            .into_iter()
-            .any(|s| {
-                self.is_ours(&s)
-                    && !s.is_deleting()
-                    && s.name_any() != id.as_str()
-                    && s.spec.owner == store.spec.owner
-                    && s.spec.name.as_deref() == Some(name.as_str())
-            });
-        if taken {
-            return Err(StoreError::NameTaken(name.into_string()));
+        if let Some(name) = &name {
+            let taken = self
+                .api
+                .list(&self.list_params())
+                .await?
+                .items
+                .into_iter()
+                .any(|s| {
+                    self.is_ours(&s)
+                        && !s.is_deleting()
+                        && s.name_any() != id.as_str()
+                        && s.spec.owner == store.spec.owner
+                        && s.spec.name.as_deref() == Some(name.as_str())
+                });
+            if taken {
+                return Err(StoreError::NameTaken(name.to_string()));
+            }
         }
-        let patch = serde_json::json!({"spec": {"name": name.as_str()}});
-        let renamed = self
+        let mut spec = serde_json::Map::new();
+        let mut changed = Vec::new();
+        if let Some(name) = &name {
+            spec.insert("name".into(), name.as_str().into());
+            changed.push(format!("name {old_name:?} → {:?}", name.as_str()));
+        }
+        if let Some(plan) = &plan {
+            spec.insert("plan".into(), plan.as_str().into());
+            changed.push(format!("plan {old_plan} → {plan}"));
+        }
+        let patch = serde_json::json!({ "spec": spec });
+        let updated = self
             .api
             .patch(id.as_str(), &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        self.reads.wrote(&renamed, false);
-        tracing::info!(store_id = %id, owner = %caller.owner, "store renamed");
+        self.reads.wrote(&updated, false);
+        let detail = changed.join("; ");
+        tracing::info!(store_id = %id, owner = %caller.owner, "store changed: {detail}");
         self.audit
             .record(AuditEntry {
                 actor: caller.owner.to_string(),
@@ -518,11 +586,51 @@ impl StoreService {
                 store_id: Some(id.to_string()),
                 store_owner: Some(store.spec.owner.clone()),
                 outcome: "accepted".into(),
-                detail: format!("name {old:?} → {:?}", name.as_str()),
+                detail,
                 remote_addr: caller.remote_addr.clone(),
             })
             .await;
-        Ok(self.view(&renamed))
+        Ok(self.view(&updated))
+    }
+
+    /// The plan a store has: its own, or the platform's default when it names none.
+    fn plan_of(&self, store: &Store) -> PlanName {
+        let own = store
+            .spec
+            .plan
+            .as_deref()
+            .and_then(|p| PlanName::parse(p).ok());
+        self.plans.effective(own.as_ref()).clone()
+    }
+
+    /// Whether `plan` may be given to the store as its volumes are: grow, never shrink, and grow
+    /// only on a StorageClass that allows expansion (plans::volumes).
+    async fn check_plan(&self, id: &StoreId, plan: &PlanName) -> Result<(), StoreError> {
+        let sizes = self.plans.get(plan)?;
+        let existing = crate::plans::cluster::existing_volumes(&self.client, id).await?;
+        crate::plans::volumes::check_change(plan.as_str(), sizes, &existing)?;
+        Ok(())
+    }
+
+    /// A refused change of a store, in the audit log (its owner and admins read it).
+    async fn deny_change(&self, caller: &Caller, id: &StoreId, store: &Store, why: &StoreError) {
+        let outcome = match why {
+            StoreError::UnknownPlan(_) => "unknown-plan",
+            StoreError::Volume(VolumeRefusal::Shrink { .. }) => "volume-shrink",
+            StoreError::Volume(VolumeRefusal::NotExpandable { .. }) => "volume-not-expandable",
+            _ => return,
+        };
+        self.audit
+            .record(AuditEntry {
+                actor: caller.owner.to_string(),
+                action: Action::Denied,
+                store_id: Some(id.to_string()),
+                store_owner: Some(store.spec.owner.clone()),
+                outcome: outcome.into(),
+                detail: why.to_string(),
+                remote_addr: caller.remote_addr.clone(),
+            })
+            .await;
     }
 
     /// Starts deleting; deleting a store already being deleted is fine.
@@ -575,9 +683,10 @@ impl StoreService {
         let id = id.to_string();
         let instance = self.instance.clone();
         let urls = self.urls.clone();
+        let default_plan = self.plans.default_plan().clone();
         let change = move |s: &Store| {
             if belongs_to(s, &instance) {
-                StoreChange::Updated(Box::new(view_of(s, &urls)))
+                StoreChange::Updated(Box::new(view_of(s, &urls, &default_plan)))
             } else {
                 StoreChange::Deleted
             }
@@ -666,7 +775,7 @@ impl StoreService {
     }
 
     pub fn view(&self, store: &Store) -> StoreView {
-        view_of(store, &self.urls)
+        view_of(store, &self.urls, self.plans.default_plan())
     }
 }
 
@@ -674,7 +783,7 @@ fn belongs_to(store: &Store, instance: &str) -> bool {
     store.instance() == instance
 }
 
-pub(crate) fn view_of(store: &Store, urls: &StoreUrls) -> StoreView {
+pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) -> StoreView {
     let id = store.name_any();
     let status = store.status.clone().unwrap_or_default();
     let phase = if store.is_deleting() {
@@ -697,6 +806,11 @@ pub(crate) fn view_of(store: &Store, urls: &StoreUrls) -> StoreView {
         url,
         namespace: id.clone(),
         owner: store.spec.owner.clone(),
+        plan: store
+            .spec
+            .plan
+            .clone()
+            .unwrap_or_else(|| default_plan.to_string()),
         created_at: store
             .metadata
             .creation_timestamp
@@ -743,22 +857,44 @@ mod tests {
         let a = NewStore {
             engine: Engine::Woocommerce,
             name: Some(StoreName::parse(" My Shop ").unwrap()),
+            plan: None,
         };
         let b = NewStore {
             engine: Engine::Woocommerce,
             name: Some(StoreName::parse("My Shop").unwrap()),
+            plan: None,
         };
         let c = NewStore {
             engine: Engine::Woocommerce,
             name: Some(StoreName::parse("My Other Shop").unwrap()),
+            plan: None,
         };
         let d = NewStore {
             engine: Engine::Woocommerce,
             name: None,
+            plan: None,
         };
-        assert_eq!(a.fingerprint(), b.fingerprint());
-        assert_ne!(a.fingerprint(), c.fingerprint());
-        assert_ne!(a.fingerprint(), d.fingerprint());
+        let small = PlanName::parse("small").unwrap();
+        let fp = |n: &NewStore| n.fingerprint(&small);
+        assert_eq!(fp(&a), fp(&b));
+        assert_ne!(fp(&a), fp(&c));
+        assert_ne!(fp(&a), fp(&d));
+        // Naming the default plan is not naming one; another plan is another request.
+        let named_default = NewStore {
+            plan: Some(small.clone()),
+            ..d.clone()
+        };
+        assert_eq!(fp(&named_default), fp(&d));
+        let medium = NewStore {
+            plan: Some(PlanName::parse("medium").unwrap()),
+            ..d.clone()
+        };
+        assert_ne!(fp(&medium), fp(&d));
+        // Keys stored before plans existed still match (the canonical JSON has no `plan`).
+        assert_eq!(
+            fp(&d),
+            hex(&Sha256::digest(br#"{"engine":"woocommerce","name":null}"#))
+        );
     }
 
     #[test]
@@ -773,9 +909,11 @@ mod tests {
                 name: Some("Shop".into()),
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
+                plan: None,
             },
         );
-        let v = view_of(&store, &urls);
+        let v = view_of(&store, &urls, &PlanName::parse("small").unwrap());
+        assert_eq!(v.plan, "small");
         assert_eq!(v.status, Phase::Provisioning);
         assert_eq!(v.url, "http://store-00ff00.localhost");
         assert_eq!(v.admin_url, "http://store-00ff00.localhost/wp-admin/");

@@ -83,6 +83,7 @@ mod tests {
                 name: Some(name.into()),
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
+                plan: None,
             },
         );
         s.metadata.resource_version = Some(rv.into());
@@ -94,7 +95,7 @@ mod tests {
             scheme: UrlScheme::Http,
             base_domain: "localhost".into(),
         };
-        crate::stores::view_of(s, &urls)
+        crate::stores::view_of(s, &urls, &crate::plans::PlanName::parse("small").unwrap())
     }
 
     #[test]

@@ -204,6 +204,18 @@ impl From<StoreError> for Problem {
                 e.to_string(),
             )
             .with_store(id.clone()),
+            StoreError::UnknownPlan(unknown) => unknown.into(),
+            StoreError::Volume(ref refusal) => {
+                let (slug, title) = match refusal {
+                    crate::plans::VolumeRefusal::Shrink { .. } => {
+                        ("volume-shrink", "Volume cannot shrink")
+                    }
+                    crate::plans::VolumeRefusal::NotExpandable { .. } => {
+                        ("volume-not-expandable", "Volume cannot grow")
+                    }
+                };
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, slug, title, e.to_string())
+            }
             StoreError::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",
@@ -246,6 +258,18 @@ fn kube_unavailable(e: &kube::Error) -> bool {
         kube::Error::Api(status) => matches!(status.code, 500 | 503 | 504),
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
+    }
+}
+
+/// A plan the platform does not have: the detail lists those it has.
+impl From<crate::plans::UnknownPlan> for Problem {
+    fn from(e: crate::plans::UnknownPlan) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-plan",
+            "Unknown plan",
+            e.to_string(),
+        )
     }
 }
 

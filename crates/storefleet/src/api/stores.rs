@@ -13,7 +13,8 @@ use super::problem::{Problem, ProblemBody};
 use super::{ApiPath, ApiQuery, AppState};
 use crate::crd::Phase;
 use crate::domain::{Engine, IdempotencyKey, StoreId, StoreName};
-use crate::stores::{Caller, Created, NewStore, StoreView};
+use crate::plans::PlanTable;
+use crate::stores::{Caller, Created, NewStore, StoreUpdate, StoreView};
 
 /// Body of `POST /stores`; both fields are optional, unknown fields are refused.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -26,6 +27,11 @@ pub struct CreateStoreRequest {
     #[serde(default)]
     #[schema(example = "My Shop", max_length = 64)]
     pub name: Option<String>,
+    /// Size plan (`small`, `medium`, `large`, or the platform's own names). Defaults to the
+    /// platform's default plan (`small`).
+    #[serde(default)]
+    #[schema(example = "small")]
+    pub plan: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -57,7 +63,7 @@ pub struct DeleteAccepted {
         (status = 403, description = "Quota exceeded: the caller's own `max_stores` or the platform's `--max-stores` (the detail says which)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, unknown fields, or an idempotency key reused with another body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, unknown fields, an unknown plan (the detail lists the plans), or an idempotency key reused with another body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 500, description = "Failed (with `?wait=true`)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -71,7 +77,7 @@ pub async fn create_store(
 ) -> Result<Response, Problem> {
     let parsed = body
         .map_err(Problem::from)
-        .and_then(|bytes| parse_create(&headers, &bytes))
+        .and_then(|bytes| parse_create(&headers, &bytes, state.stores.plans()))
         .and_then(|new| {
             let key = headers
                 .get("idempotency-key")
@@ -164,12 +170,24 @@ async fn audited<T>(
 }
 
 /// An absent body means "all defaults"; otherwise it must be a JSON object of known fields.
-fn parse_create(headers: &HeaderMap, bytes: &[u8]) -> Result<NewStore, Problem> {
+fn parse_create(headers: &HeaderMap, bytes: &[u8], plans: &PlanTable) -> Result<NewStore, Problem> {
     let request: CreateStoreRequest = json_object(headers, bytes)?.unwrap_or_default();
     Ok(NewStore {
         engine: request.engine.unwrap_or_default(),
         name: request.name.as_deref().map(StoreName::parse).transpose()?,
+        plan: parse_plan(request.plan.as_deref(), plans)?,
     })
+}
+
+/// A plan name of the platform's table: malformed and unknown names alike are a 422 that lists the
+/// plans there are.
+fn parse_plan(
+    raw: Option<&str>,
+    plans: &PlanTable,
+) -> Result<Option<crate::plans::PlanName>, Problem> {
+    Ok(raw
+        .map(|raw| plans.lookup(raw).map(|(name, _)| name))
+        .transpose()?)
 }
 
 /// A JSON object body of known fields, or `None` when there is no body at all (no bytes, no
@@ -267,16 +285,23 @@ pub async fn get_store(
     Ok(Json(state.stores.get(&caller, &id).await?))
 }
 
-/// Body of `PATCH /stores/{store_id}`: what to change; unknown fields are refused.
+/// Body of `PATCH /stores/{store_id}`: what to change (at least one field); unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStoreRequest {
     /// The new display name (the shop's title in WordPress), as for a create.
+    #[serde(default)]
     #[schema(example = "My Renamed Shop", max_length = 64)]
-    pub name: String,
+    pub name: Option<String>,
+    /// The new size plan: resources, namespace quota and volume sizes. Volumes grow, never shrink,
+    /// and grow only where their StorageClass allows volume expansion.
+    #[serde(default)]
+    #[schema(example = "medium")]
+    pub plan: Option<String>,
 }
 
-/// Change a store: its name (the controller upgrades the release; the title follows).
+/// Change a store: its name (the title follows) and/or its size plan (resources, quota, volumes).
+/// The controller upgrades the release.
 #[utoipa::path(
     patch, path = "/stores/{store_id}", tag = "stores",
     params(("store_id" = String, Path, example = "store-7016ff")),
@@ -289,7 +314,7 @@ pub struct UpdateStoreRequest {
         (status = 409, description = "Another of the owner's stores has this name, or the store is being deleted", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name, no name, or unknown fields", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name, nothing to change, unknown fields, an unknown plan (the detail lists the plans), or a plan that would shrink a volume or grow one whose StorageClass cannot expand (the detail names the volume, both sizes, or the class)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -301,14 +326,29 @@ pub async fn update_store(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<StoreView>, Problem> {
     let id = StoreId::parse(&store_id)?;
-    let parsed = body.map_err(Problem::from).and_then(|bytes| {
-        let request: UpdateStoreRequest = json_object(&headers, &bytes)?.ok_or_else(|| {
-            Problem::invalid("send the change as a JSON object, e.g. {\"name\": \"My Shop\"}")
+    let parsed = body
+        .map_err(Problem::from)
+        .and_then(|bytes| parse_update(&headers, &bytes, state.stores.plans()));
+    let update = audited(&state, &caller, "PATCH /stores/{store_id}", parsed).await?;
+    Ok(Json(state.stores.update(&caller, &id, update).await?))
+}
+
+fn parse_update(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    plans: &PlanTable,
+) -> Result<StoreUpdate, Problem> {
+    let request: UpdateStoreRequest = json_object(headers, bytes)?
+        .filter(|r: &UpdateStoreRequest| r.name.is_some() || r.plan.is_some())
+        .ok_or_else(|| {
+            Problem::invalid(
+                "send the change as a JSON object with `name` and/or `plan`, e.g. {\"plan\": \"medium\"}",
+            )
         })?;
-        Ok(StoreName::parse(&request.name)?)
-    });
-    let name = audited(&state, &caller, "PATCH /stores/{store_id}", parsed).await?;
-    Ok(Json(state.stores.rename(&caller, &id, name).await?))
+    Ok(StoreUpdate {
+        name: request.name.as_deref().map(StoreName::parse).transpose()?,
+        plan: parse_plan(request.plan.as_deref(), plans)?,
+    })
 }
 
 /// Delete a store: uninstall, delete its namespace, then forget it.
@@ -351,15 +391,59 @@ mod tests {
         h
     }
 
+    fn plans() -> PlanTable {
+        PlanTable::builtin()
+    }
+
+    #[test]
+    fn plans_are_parsed_against_the_table() {
+        let new = parse_create(&json_headers(), br#"{"plan": "medium"}"#, &plans()).unwrap();
+        assert_eq!(new.plan.unwrap().as_str(), "medium");
+        assert_eq!(
+            parse_create(&HeaderMap::new(), b"", &plans()).unwrap().plan,
+            None
+        );
+        for body in [&br#"{"plan": "huge"}"#[..], br#"{"plan": "Medium"}"#] {
+            let problem = parse_create(&json_headers(), body, &plans()).unwrap_err();
+            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert!(
+                problem.detail.contains("large, medium, small"),
+                "{}",
+                problem.detail
+            );
+        }
+        let update = parse_update(&json_headers(), br#"{"plan": "large"}"#, &plans()).unwrap();
+        assert_eq!(
+            (update.name, update.plan.unwrap().as_str()),
+            (None, "large")
+        );
+        let both = parse_update(
+            &json_headers(),
+            br#"{"name": "A", "plan": "small"}"#,
+            &plans(),
+        );
+        assert!(both.is_ok());
+        for body in [
+            &b"{}"[..],
+            br#"{"name": null}"#,
+            br#"{"plan": "huge"}"#,
+            br#"{"plan": 3}"#,
+        ] {
+            let problem = parse_update(&json_headers(), body, &plans()).unwrap_err();
+            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY, "{body:?}");
+        }
+    }
+
     #[test]
     fn parses_and_defaults() {
-        let new = parse_create(&HeaderMap::new(), b"").unwrap();
+        let new = parse_create(&HeaderMap::new(), b"", &plans()).unwrap();
         assert_eq!((new.engine, new.name), (Engine::Woocommerce, None));
-        let new = parse_create(&json_headers(), br#"{"name": " Shop "}"#).unwrap();
+        let new = parse_create(&json_headers(), br#"{"name": " Shop "}"#, &plans()).unwrap();
         assert_eq!(new.name.unwrap().as_str(), "Shop");
         let new = parse_create(
             &json_headers(),
             br#"{"engine": "woocommerce", "name": null}"#,
+            &plans(),
         )
         .unwrap();
         assert_eq!(new.name, None);
@@ -367,7 +451,7 @@ mod tests {
 
     #[test]
     fn rejects_with_the_right_status() {
-        let status = |h: &HeaderMap, b: &[u8]| parse_create(h, b).unwrap_err().status;
+        let status = |h: &HeaderMap, b: &[u8]| parse_create(h, b, &plans()).unwrap_err().status;
         assert_eq!(status(&json_headers(), b"{"), StatusCode::BAD_REQUEST);
         assert_eq!(status(&json_headers(), b""), StatusCode::BAD_REQUEST);
         assert_eq!(

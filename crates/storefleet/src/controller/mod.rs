@@ -37,6 +37,7 @@ use crate::crd::{DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_STORE_ID, St
 use crate::helm::Helm;
 use crate::mail::MailRelay;
 use crate::metrics::Metrics;
+use crate::plans::PlanTable;
 use crate::storage::{AuditEntry, AuditLog};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,7 @@ pub struct Settings {
     pub store_access: Option<StoreAccess>,
     pub workload_watch: WorkloadWatch,
     pub mail: Option<MailRelay>,
+    pub plans: Arc<PlanTable>,
 }
 
 /// What every reconcile needs.
@@ -87,6 +89,8 @@ pub struct Context {
     pub workload_watch: WorkloadWatch,
     /// The SMTP relay every store gets at its next install; `None`: stores send no mail.
     pub mail: Option<MailRelay>,
+    /// The size plans: what a store's `spec.plan` means in chart values.
+    pub plans: Arc<PlanTable>,
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per store, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
@@ -107,6 +111,7 @@ impl Context {
             store_access,
             workload_watch,
             mail,
+            plans,
         } = settings;
         Self {
             stores: Api::all(client.clone()),
@@ -120,6 +125,7 @@ impl Context {
             store_access,
             workload_watch,
             mail,
+            plans,
             metrics,
             failures: Mutex::default(),
         }

@@ -19,6 +19,7 @@ use super::{Context, Result};
 use crate::crd::{Phase, Store, StoreStatus};
 use crate::domain::StoreId;
 use crate::helm::{HelmError, ReleaseState, truncate_chars};
+use crate::plans::resize::{self, PrepareError};
 use crate::storage::{Action as AuditAction, AuditEntry};
 
 /// How long after creating a store namespace (and its RoleBinding) helm being refused by RBAC is
@@ -357,11 +358,59 @@ async fn provision(
             }
             NextAction::Install => {
                 let mail = mail::prepare(ctx, id, &mut st.conditions, generation).await?;
-                let values = release::values(store, id, &ctx.urls, mail);
+                // The plan's sizes, never below the volumes that exist (plans/resize.rs).
+                let plan = match resize::prepare(&ctx.client, &ctx.plans, store, id).await {
+                    Ok(plan) => plan,
+                    Err(PrepareError::Unknown(unknown)) => {
+                        let message = unknown.to_string();
+                        status::set_condition(
+                            &mut st.conditions,
+                            RELEASED,
+                            false,
+                            "UnknownPlan",
+                            &message,
+                            generation,
+                        );
+                        return fail_with(store, id, st, ctx, "UnknownPlan".into(), message).await;
+                    }
+                    Err(PrepareError::Kube(e)) => return Err(e.into()),
+                };
+                let values = release::values(store, id, &ctx.urls, mail, &plan);
                 tracing::info!(store_id = %id, "helm upgrade --install");
                 let upgrade = !matches!(observed.release, Some(ReleaseState::Missing) | None);
                 if let Err(e) = ctx.helm.upgrade_install(id, &values, upgrade).await {
                     return helm_failed(store, id, st, ctx, "HelmFailed", &e, deadline).await;
+                }
+                // After helm, which has raised the quota. Not released until this is done: a failure
+                // retries the (idempotent) upgrade and the growth together.
+                match resize::grow(&ctx.client, id, &plan).await {
+                    Ok(Some((from, to))) => {
+                        let claim =
+                            crate::plans::volumes::Volume::DatabaseData.claim_name(id.as_str());
+                        tracing::info!(store_id = %id, "grew PVC {claim} from {from} to {to}");
+                        ctx.event(
+                            store,
+                            EventType::Normal,
+                            "VolumeResized",
+                            "Resize",
+                            format!("grew PVC {claim} from {from} to {to} (plan {})", plan.plan),
+                        )
+                        .await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let message = format!("growing the MariaDB volume: {e}");
+                        return retry_later(
+                            store,
+                            id,
+                            st,
+                            ctx,
+                            ("resizing the volume failed", "VolumeResizeFailed"),
+                            message,
+                            deadline,
+                        )
+                        .await;
+                    }
                 }
                 ctx.reset_backoff(id.as_str());
                 st.released_generation = generation;
@@ -377,8 +426,9 @@ async fn provision(
                     true,
                     reason,
                     format!(
-                        "release {id} is deployed (generation {})",
-                        generation.unwrap_or_default()
+                        "release {id} is deployed (generation {}, plan {})",
+                        generation.unwrap_or_default(),
+                        plan.plan
                     ),
                     generation,
                 );
@@ -389,7 +439,7 @@ async fn provision(
                     EventType::Normal,
                     "Released",
                     action,
-                    format!("helm release {id} {done}"),
+                    format!("helm release {id} {done} (plan {})", plan.plan),
                 )
                 .await;
             }
@@ -607,6 +657,29 @@ async fn helm_failed(
     }
     ctx.metrics.reconcile_error("helm");
     let message = error.to_string();
+    retry_later(
+        store,
+        id,
+        st,
+        ctx,
+        ("helm failed", reason),
+        message,
+        deadline,
+    )
+    .await
+}
+
+/// A step of the release failed: Released=False with why, an Event, and another try with backoff
+/// (until the deadline fails the store).
+async fn retry_later(
+    store: &Store,
+    id: &StoreId,
+    mut st: StoreStatus,
+    ctx: &Context,
+    (what, reason): (&str, &str),
+    message: String,
+    deadline: Timestamp,
+) -> Result<Action> {
     let generation = store.metadata.generation;
     let retry = retry_in(ctx, id, deadline);
     tracing::warn!(store_id = %id, retry_in = ?retry, "{message}");
@@ -619,7 +692,7 @@ async fn helm_failed(
         generation,
     );
     st.message = Some(format!(
-        "helm failed, retrying in {}s: {}",
+        "{what}, retrying in {}s: {}",
         retry.as_secs(),
         truncate_chars(&message, 500)
     ));

@@ -9,6 +9,7 @@ use crate::crd::Store;
 use crate::domain::StoreId;
 use crate::helm::StoreValues;
 use crate::mail::StoreMailValues;
+use crate::plans::resize::Prepared;
 
 /// The generated values file of a store.
 pub fn values(
@@ -16,6 +17,7 @@ pub fn values(
     id: &StoreId,
     urls: &StoreUrls,
     mail: Option<StoreMailValues>,
+    plan: &Prepared,
 ) -> StoreValues {
     StoreValues {
         store_id: id.to_string(),
@@ -23,6 +25,7 @@ pub fn values(
         site_title: store.display_name(),
         site_url: urls.url(id),
         mail,
+        plan: Some(plan.values.clone()),
     }
 }
 
