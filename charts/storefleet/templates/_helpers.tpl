@@ -91,9 +91,18 @@ and binds roles in store namespaces. The API's is the Pod's ServiceAccount.
 - { name: STOREFLEET_DATABASE_URL, value: "sqlite:///data/storefleet.db" }
 - { name: STOREFLEET_INSTANCE, value: {{ .Values.instance | quote }} }
 - { name: STOREFLEET_LOG_FORMAT, value: {{ .Values.logFormat | quote }} }
+# The size plans: the API checks and names them, the controller turns them into store values.
+- { name: STOREFLEET_PLANS, value: /etc/storefleet-plans/plans.yaml }
 # The root filesystem is read-only.
 - { name: HOME, value: /tmp }
 - { name: TMPDIR, value: /tmp }
+{{- end -}}
+
+{{/* The plan table `storefleet serve --plans` reads (crates/storefleet/src/plans/table.rs). */}}
+{{- define "storefleet.plans" -}}
+default: {{ .Values.defaultPlan }}
+plans:
+  {{- toYaml .Values.plans | nindent 2 }}
 {{- end -}}
 
 {{/* A container's probes, on its named port. */}}
