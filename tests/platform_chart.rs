@@ -401,11 +401,19 @@ fn assert_two_identities(objects: &[Value], what: &str) {
     );
     assert_eq!(
         find(objects, "ClusterRole", "sf-storefleet-api")["rules"],
-        json!([{
-            "apiGroups": ["storefleet.dev"],
-            "resources": ["stores"],
-            "verbs": ["get", "list", "watch", "create", "patch", "delete"],
-        }]),
+        json!([
+            {
+                "apiGroups": ["storefleet.dev"],
+                "resources": ["stores"],
+                "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+            },
+            // A plan may grow a store's volumes only where their class allows expansion.
+            {
+                "apiGroups": ["storage.k8s.io"],
+                "resources": ["storageclasses"],
+                "verbs": ["get", "list"],
+            },
+        ]),
         "{what}: the API's cluster-wide rights"
     );
     assert_eq!(
@@ -413,6 +421,7 @@ fn assert_two_identities(objects: &[Value], what: &str) {
         json!([
             { "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] },
             { "apiGroups": [""], "resources": ["services"], "verbs": ["get"] },
+            { "apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get"] },
         ]),
         "{what}: the API's rights in a store namespace"
     );
@@ -701,15 +710,21 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "create events -n default",
         "list pods --all-namespaces",
         "get secrets -n store-000000",
+        "create storageclasses.storage.k8s.io",
+        "patch storageclasses.storage.k8s.io",
+        "delete storageclasses.storage.k8s.io",
     ];
     let api_allowed = [
         "get stores.storefleet.dev",
         "list stores.storefleet.dev",
         "watch stores.storefleet.dev",
         "create stores.storefleet.dev",
-        // A store's spec (its name: PATCH /stores/{id}); never its status.
+        // A store's spec (its name and plan: PATCH /stores/{id}); never its status.
         "patch stores.storefleet.dev",
         "delete stores.storefleet.dev",
+        // Which StorageClass allows volume expansion (PATCH /stores/{id} with a plan): read only.
+        "get storageclasses.storage.k8s.io",
+        "list storageclasses.storage.k8s.io",
     ];
     // The controller: what reconciling needs outside store namespaces (never creating a Store).
     let controller_refused = [
@@ -961,11 +976,15 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
             "the controller is allowed in the store namespace: {check}"
         );
     }
-    // The API reads a Secret (credentials) and a Service (storefront check) by name there, and
-    // nothing else.
+    // The API reads a Secret (credentials), a Service (storefront check) and the PVCs (a plan
+    // change) by name there, and nothing else.
     assert!(
         api.can_i(&format!("get services -n {id}")),
         "the API may not read the store's Services (GET /stores/{{id}}/health)"
+    );
+    assert!(
+        api.can_i(&format!("get persistentvolumeclaims -n {id}")),
+        "the API may not read the store's PVCs (PATCH /stores/{{id}} with a plan)"
     );
     for check in [
         "list secrets",
@@ -975,6 +994,9 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "watch services",
         "create services",
         "update services",
+        "list persistentvolumeclaims",
+        "patch persistentvolumeclaims",
+        "update persistentvolumeclaims",
         "create deployments.apps",
         "create pods",
         "get configmaps",

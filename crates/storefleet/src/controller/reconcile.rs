@@ -715,10 +715,14 @@ async fn fail(store: &Store, id: &StoreId, st: StoreStatus, ctx: &Context) -> Re
     let (reason, detail) = if let Some(c) = bind_error {
         (ROLE_BINDING_FAILED.to_owned(), c.message)
     } else if let Some(c) = helm_error {
-        (
-            "HelmFailed".to_owned(),
-            format!("helm could not install the release: {}", c.message),
-        )
+        if c.reason == "VolumeResizeFailed" {
+            (c.reason, c.message)
+        } else {
+            (
+                "HelmFailed".to_owned(),
+                format!("helm could not install the release: {}", c.message),
+            )
+        }
     } else if namespace == NamespaceState::Foreign {
         (
             "NamespaceTaken".to_owned(),
