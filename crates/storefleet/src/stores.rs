@@ -178,7 +178,7 @@ pub enum StoreError {
     UnknownPlan(#[from] UnknownPlan),
     /// The plan would shrink a volume, or grow one whose StorageClass cannot expand.
     #[error(transparent)]
-    Volume(#[from] VolumeRefusal),
+    Volume(#[from] Box<VolumeRefusal>),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("database: {0}")]
@@ -616,8 +616,10 @@ impl StoreService {
     async fn deny_change(&self, caller: &Caller, id: &StoreId, store: &Store, why: &StoreError) {
         let outcome = match why {
             StoreError::UnknownPlan(_) => "unknown-plan",
-            StoreError::Volume(VolumeRefusal::Shrink { .. }) => "volume-shrink",
-            StoreError::Volume(VolumeRefusal::NotExpandable { .. }) => "volume-not-expandable",
+            StoreError::Volume(refusal) => match **refusal {
+                VolumeRefusal::Shrink { .. } => "volume-shrink",
+                VolumeRefusal::NotExpandable { .. } => "volume-not-expandable",
+            },
             _ => return,
         };
         self.audit

@@ -206,7 +206,7 @@ impl From<StoreError> for Problem {
             .with_store(id.clone()),
             StoreError::UnknownPlan(unknown) => unknown.into(),
             StoreError::Volume(ref refusal) => {
-                let (slug, title) = match refusal {
+                let (slug, title) = match **refusal {
                     crate::plans::VolumeRefusal::Shrink { .. } => {
                         ("volume-shrink", "Volume cannot shrink")
                     }

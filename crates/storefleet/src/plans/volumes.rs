@@ -95,31 +95,31 @@ pub fn check_change(
     plan_name: &str,
     plan: &Plan,
     existing: &[ExistingVolume],
-) -> Result<(), VolumeRefusal> {
+) -> Result<(), Box<VolumeRefusal>> {
     for v in existing {
         let requested = v.volume.planned(plan);
         if *requested < v.size {
-            return Err(VolumeRefusal::Shrink {
+            return Err(Box::new(VolumeRefusal::Shrink {
                 plan: plan_name.to_owned(),
                 volume: v.volume,
                 claim: v.claim.clone(),
                 current: v.size.clone(),
                 requested: requested.clone(),
-            });
+            }));
         }
     }
     for v in existing {
         let requested = v.volume.planned(plan);
         let can_grow = v.class.as_ref().is_some_and(|c| c.allows_expansion);
         if *requested > v.size && !can_grow {
-            return Err(VolumeRefusal::NotExpandable {
+            return Err(Box::new(VolumeRefusal::NotExpandable {
                 plan: plan_name.to_owned(),
                 volume: v.volume,
                 claim: v.claim.clone(),
                 current: v.size.clone(),
                 requested: requested.clone(),
                 class: v.class.as_ref().map(|c| c.name.clone()),
-            });
+            }));
         }
     }
     Ok(())
@@ -215,7 +215,7 @@ mod tests {
         ];
         let e = check_change("small", &plan("small"), &volumes).unwrap_err();
         assert!(matches!(
-            e,
+            *e,
             VolumeRefusal::Shrink {
                 volume: Volume::WordpressFiles,
                 ..
@@ -251,7 +251,7 @@ mod tests {
         let e = check_change("small", &plan("small"), &volumes).unwrap_err();
         assert!(
             matches!(
-                e,
+                *e,
                 VolumeRefusal::Shrink {
                     volume: Volume::DatabaseData,
                     ..
