@@ -1122,6 +1122,7 @@ async fn control_plane_as_its_service_accounts_creates_and_deletes_a_store() {
     cp.assert_owned_and_bound(&id).await;
     cp.assert_credentials_revealed(&id).await;
     cp.assert_storefront_checked(&id).await;
+    cp.assert_plan_checked(&id).await;
     let deleted = cp
         .http
         .delete(cp.server.url(&format!("/stores/{id}")))
@@ -1485,6 +1486,35 @@ impl ServiceAccountControlPlane {
     /// `GET /stores/{id}/health`: the API, as its own identity, reads the store's WordPress Service
     /// (through the same RoleBinding) and asks it. Nothing runs behind it here, so the parts fail,
     /// but not for want of the Service: a 503 or `no_service` would be RBAC refusing the read.
+    /// `PATCH /stores/{id}` with a bigger plan, as the API's identity: it reads the store's PVCs and
+    /// their StorageClass (the test cluster's default, which does not allow expansion) and refuses
+    /// with 422 naming the class. Without those rights it would answer 503.
+    async fn assert_plan_checked(&self, id: &str) {
+        let response = self
+            .http
+            .patch(self.server.url(&format!("/stores/{id}")))
+            .bearer_auth(&self.token)
+            .json(&json!({ "plan": "medium" }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            (status.as_u16(), body["type"].as_str()),
+            (
+                422,
+                Some("https://storefleet.dev/problems/volume-not-expandable")
+            ),
+            "PATCH {id} to a bigger plan: {body}\n{}",
+            self.server.log_tail()
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("StorageClass `"),
+            "{body}"
+        );
+    }
+
     async fn assert_storefront_checked(&self, id: &str) {
         let response = self
             .http
