@@ -317,13 +317,8 @@ async fn open_chunks<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         opener.open_next(&mut chunk)?;
         emit(out.as_deref_mut(), &chunk, part).await?;
     }
-    let mut extra = [0u8; 1];
-    if read_up_to(input, &mut extra).await? > 0 {
-        return Err(BackupError::MalformedPart {
-            part,
-            why: "there are bytes after its last chunk",
-        });
-    }
+    // Nothing can follow the last chunk: bytes after it would have been read as part of it (the read
+    // above takes up to a full chunk), and it would not have opened.
     Ok(())
 }
 
@@ -424,5 +419,85 @@ impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
         self.sha.update(new);
         self.count += new.len() as u64;
         polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> PartContext {
+        PartContext {
+            store: StoreId::parse("store-00aa11").unwrap(),
+            backup: BackupId::parse("backup-20260102-030405-abcdef").unwrap(),
+            part: PartName::Database,
+        }
+    }
+
+    /// A stored part of `chunks` full chunks and a short last one, as `seal_into` lays it out.
+    fn sealed(key: &PlatformKey, chunks: usize) -> Vec<u8> {
+        let mut sealer = PartSealer::new(key, &context());
+        let mut out = sealer.header().to_vec();
+        for i in 0..chunks {
+            let mut c = vec![i as u8; CHUNK];
+            sealer.seal_next(&mut c).unwrap();
+            out.extend_from_slice(&c);
+        }
+        let mut last = b"tail".to_vec();
+        sealer.seal_last(&mut last).unwrap();
+        out.extend_from_slice(&last);
+        out
+    }
+
+    async fn open(key: &PlatformKey, bytes: &[u8]) -> Result<(), BackupError> {
+        let mut out = Vec::new();
+        open_chunks(&mut &bytes[..], key, &context(), Some(&mut out)).await
+    }
+
+    #[tokio::test]
+    async fn a_whole_part_opens() {
+        let key = PlatformKey::generate();
+        open(&key, &sealed(&key, 2)).await.unwrap();
+    }
+
+    // Past the size check (say the manifest and object were cut together): STREAM's last flag still
+    // tells a part that ends on a chunk boundary from a whole one.
+    #[tokio::test]
+    async fn a_part_cut_at_a_chunk_boundary_is_truncated() {
+        let key = PlatformKey::generate();
+        let whole = sealed(&key, 2);
+        for cut in [
+            HEADER_LEN + SEALED_CHUNK,
+            HEADER_LEN + 2 * SEALED_CHUNK,
+            HEADER_LEN,
+        ] {
+            assert!(
+                matches!(
+                    open(&key, &whole[..cut]).await,
+                    Err(BackupError::PartTruncated(PartName::Database))
+                ),
+                "cut at {cut}"
+            );
+        }
+        // Cut inside a chunk: the short remainder is taken for the last chunk and fails to open.
+        assert!(matches!(
+            open(&key, &whole[..HEADER_LEN + SEALED_CHUNK + 100]).await,
+            Err(BackupError::PartNotAuthentic { chunk: 2, .. })
+        ));
+        assert!(matches!(
+            open(&key, &whole[..10]).await,
+            Err(BackupError::PartTruncated(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn bytes_after_the_last_chunk_are_refused() {
+        let key = PlatformKey::generate();
+        let mut bytes = sealed(&key, 1);
+        bytes.push(0);
+        assert!(matches!(
+            open(&key, &bytes).await,
+            Err(BackupError::PartNotAuthentic { chunk: 2, .. })
+        ));
     }
 }
