@@ -6,11 +6,13 @@
 //! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
 //!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
 //! - [`plans`]: size plans (resources, quota, volume sizes) and the grow-never-shrink rule
+//! - [`backups`]: the backup archive (issue 14): format, encryption, object storage, checks
 //! - [`mail`]: the platform's SMTP relay, which every store sends through
 //! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
 //! - [`cli`], [`config`], [`server`], [`telemetry`], [`metrics`]: wiring
 pub mod api;
+pub mod backups;
 pub mod cli;
 pub mod config;
 pub mod controller;

@@ -340,8 +340,10 @@ impl Server {
                     .unwrap_or_else(|e| format!("(could not read: {e})"));
                 panic!(
                     "timed out after {timeout:?} waiting for {id} to be {phase}\n\
-                     the API says: {body:#}\nthe cluster has: {cluster}\nhelm list: {}",
-                    self.helm_list_raw(id)
+                     the API says: {body:#}\nthe cluster has: {cluster}\nhelm list: {}\n\
+                     its namespace: {}",
+                    self.helm_list_raw(id),
+                    namespace_summary(&self.cluster.client, id).await
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -513,6 +515,52 @@ fn read_log(path: &Path) -> String {
         let _ = f.read_to_string(&mut s);
     }
     s
+}
+
+/// Pods (phase, node, conditions) and PVCs (phase) of a namespace, one line each, for failures.
+async fn namespace_summary(client: &Client, ns: &str) -> String {
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+    let mut out = Vec::new();
+    match Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(pods) => {
+            for p in pods {
+                let status = p.status.clone().unwrap_or_default();
+                let conditions: Vec<String> = status
+                    .conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| format!("{}={}", c.type_, c.status))
+                    .collect();
+                out.push(format!(
+                    "pod {} phase={:?} node={:?} {}",
+                    p.metadata.name.unwrap_or_default(),
+                    status.phase,
+                    p.spec.and_then(|s| s.node_name),
+                    conditions.join(",")
+                ));
+            }
+        }
+        Err(e) => out.push(format!("(pods: {e})")),
+    }
+    match Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(pvcs) => {
+            for c in pvcs {
+                out.push(format!(
+                    "pvc {} phase={:?}",
+                    c.metadata.name.unwrap_or_default(),
+                    c.status.and_then(|s| s.phase)
+                ));
+            }
+        }
+        Err(e) => out.push(format!("(pvcs: {e})")),
+    }
+    out.join("\n")
 }
 
 /// The log without its per-request lines: tests poll, and hundreds of "GET 200" lines would push

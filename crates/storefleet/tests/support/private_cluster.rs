@@ -116,10 +116,11 @@ impl Drop for PrivateCluster {
             for name in [
                 "kube-apiserver",
                 "kube-controller-manager",
+                "kube-scheduler",
                 "kubelet-standin",
             ] {
                 let log = self.log(name);
-                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
                 eprintln!(
                     "----- private cluster: {name} (last lines) -----\n{}",
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
