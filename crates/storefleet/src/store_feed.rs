@@ -48,7 +48,7 @@ impl StoreFeed {
         let run = async move {
             // Before the CRD exists a watch would only fail, loudly, forever.
             deps.crd_served().await;
-            // The controller's short backoff (250 ms to 3 s), not kube's default (up to 30 s): after an
+            // The controller's short backoff (250 ms to 1 s), not kube's default (up to 30 s): after an
             // API-server outage the API's view must come back as fast as the controller's.
             let watch = watcher(Api::<Store>::all(client), config)
                 .backoff(crate::controller::watch_backoff::WatchBackoff::default());

@@ -313,6 +313,23 @@ impl Error {
         }
     }
 
+    /// The Kubernetes API was unreachable or overloaded (see [`kube_unavailable`]).
+    fn is_api_unavailable(&self) -> bool {
+        match self {
+            Error::Kube(e) => kube_unavailable(e),
+            Error::Waiting(_) => false,
+            Error::Finalizer(e) => match &**e {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+                    e.is_api_unavailable()
+                }
+                finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => {
+                    kube_unavailable(e)
+                }
+                _ => false,
+            },
+        }
+    }
+
     /// Waiting is not failing: no warning, no backoff.
     fn is_waiting(&self) -> bool {
         match self {
@@ -324,6 +341,24 @@ impl Error {
             ),
             Error::Kube(_) => false,
         }
+    }
+}
+
+/// 5 to 10 s, the same offset for a store every time (a hash of its name, no shared RNG).
+fn unavailable_retry(store: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    store.hash(&mut h);
+    Duration::from_secs(5) + Duration::from_millis(h.finish() % 5000)
+}
+
+/// The API server did not answer, or answered that it cannot now (5xx, 429): a transient state of
+/// the cluster, not of the store.
+fn kube_unavailable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code >= 500 || s.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }
 
@@ -344,6 +379,16 @@ fn error_policy(store: Arc<Store>, error: &Error, ctx: Arc<Context>) -> Action {
         return Action::requeue(ctx.readiness_poll().unwrap_or(Duration::from_secs(3)));
     }
     ctx.metrics.reconcile_error(error.reason());
+    if error.is_api_unavailable() {
+        // The API server is down or overloaded: not this store's failure, so its backoff does not
+        // grow. Escalated through an outage it reached 32-60 s, and a store waited that long after
+        // the API server was back (faults_outage). The relist when the watch comes back wakes every
+        // store anyway; this timer is the safety net, spread per store so a fleet does not retry
+        // in step.
+        let delay = unavailable_retry(&store.name_any());
+        tracing::warn!(store_id = %store.name_any(), retry_in = ?delay, "{error}");
+        return Action::requeue(delay);
+    }
     let delay = ctx.next_backoff(&store.name_any());
     tracing::warn!(store_id = %store.name_any(), retry_in = ?delay, "{error}");
     Action::requeue(delay)
@@ -352,6 +397,31 @@ fn error_policy(store: Arc<Store>, error: &Error, ctx: Arc<Context>) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_api_does_not_grow_a_stores_backoff() {
+        let refused = Error::Kube(kube::Error::Service(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ))));
+        assert!(refused.is_api_unavailable());
+        let status = |code: u16| {
+            Error::Kube(kube::Error::Api(
+                kube::core::Status::failure("x", "y")
+                    .with_code(code)
+                    .boxed(),
+            ))
+        };
+        assert!(status(503).is_api_unavailable());
+        assert!(status(429).is_api_unavailable());
+        assert!(!status(403).is_api_unavailable());
+        assert!(!status(409).is_api_unavailable());
+        let wrapped = Error::Finalizer(Box::new(finalizer::Error::ApplyFailed(status(504))));
+        assert!(wrapped.is_api_unavailable());
+        let a = unavailable_retry("store-abcdef");
+        assert_eq!(a, unavailable_retry("store-abcdef"));
+        assert!(a >= Duration::from_secs(5) && a < Duration::from_secs(10));
+    }
 
     #[test]
     fn truncation_respects_char_boundaries() {

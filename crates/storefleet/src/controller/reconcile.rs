@@ -225,6 +225,25 @@ fn retry_in(ctx: &Context, id: &StoreId, deadline: Timestamp) -> Duration {
         .min(until(deadline) + Duration::from_millis(500))
 }
 
+/// Whether this generation is already released, as the API server has it now. The Store handed to
+/// a reconcile comes from the watch's cache, which can be behind this controller's own last status
+/// write: after an API-server outage the watch relists late, and each reconcile meanwhile took the
+/// stale `released_generation` for "not released" and upgraded the release again (nine helm
+/// revisions in ten seconds, seen in faults_outage's log). One GET before deciding on helm, which
+/// is much dearer than a GET, and which a rollout must never repeat for the same target.
+async fn released_generation_now(
+    ctx: &Context,
+    id: &StoreId,
+    generation: Option<i64>,
+) -> Result<Option<i64>> {
+    let fresh = ctx.stores.get_opt(id.as_str()).await?;
+    Ok(fresh
+        .filter(|s| s.metadata.generation == generation)
+        .and_then(|s| s.status)
+        .and_then(|st| st.released_generation)
+        .filter(|released| Some(*released) == generation))
+}
+
 async fn provision(
     store: &Store,
     id: &StoreId,
@@ -234,6 +253,11 @@ async fn provision(
     let generation = store.metadata.generation;
     // A spec change while provisioning: this attempt now provisions the new generation.
     st.observed_generation = generation;
+    if st.released_generation != generation {
+        st.released_generation = released_generation_now(ctx, id, generation)
+            .await?
+            .or(st.released_generation);
+    }
     let deadline = deadline(&st, ctx);
     // Once per reconcile, before the first helm call into the namespace: also after a restart
     // between creating the namespace and binding.

@@ -389,6 +389,31 @@ impl Server {
         }
     }
 
+    /// `(revision, status)` of every revision of the release `ns` in `ns`, oldest first.
+    pub fn helm_history(&self, ns: &str) -> Vec<(u64, String)> {
+        let out = self
+            .cluster
+            .helm()
+            .args(["history", ns, "-n", ns, "-o", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm history: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let history: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        history
+            .iter()
+            .map(|r| {
+                (
+                    r["revision"].as_u64().unwrap_or_default(),
+                    r["status"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
     pub fn helm_releases(&self, ns: &str) -> Vec<String> {
         let out = self
             .cluster
