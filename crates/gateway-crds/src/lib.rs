@@ -38,7 +38,10 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         TlsRoute::crd(),
     ];
     for crd in &mut crds {
-        let annotations = crd.metadata.annotations.get_or_insert_with(Default::default);
+        let annotations = crd
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
         annotations.insert(
             "api-approved.kubernetes.io".into(),
             "https://github.com/kubernetes-sigs/gateway-api/pull/3328".into(),
@@ -47,7 +50,10 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
             "gateway.networking.k8s.io/bundle-version".into(),
             BUNDLE_VERSION.into(),
         );
-        annotations.insert("gateway.networking.k8s.io/channel".into(), "standard".into());
+        annotations.insert(
+            "gateway.networking.k8s.io/channel".into(),
+            "standard".into(),
+        );
     }
     crds
 }
