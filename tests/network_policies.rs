@@ -98,7 +98,9 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
             && !a.src.contains("/traefik[")
             && matches!(dst_ns, Some(d) if d == STORE_A || d == STORE_B)
         {
-            found.push(format!("a pod of {INGRESS} other than Traefik reaches a store: {a:?}"));
+            found.push(format!(
+                "a pod of {INGRESS} other than Traefik reaches a store: {a:?}"
+            ));
         }
         // The gateway's proxies and the control plane reach WordPress's port, and nothing else of a store.
         for (who, ns) in [
