@@ -14,8 +14,9 @@ use testkit::{Cluster, run_ok};
 const STORE_A: &str = "store-aaaaaa";
 const STORE_B: &str = "store-bbbbbb";
 const PLATFORM: &str = "storefleet";
-/// Where the store chart's values-local.yaml expects the ingress controller.
-const INGRESS: &str = "ingress-nginx";
+/// Where the store chart's values-local.yaml expects the gateway's proxies: k3s's Traefik, in
+/// kube-system, beside pods (CoreDNS here) that must not reach a store.
+const INGRESS: &str = "kube-system";
 /// WordPress's container port (charts/store: Apache listens there as a non-root user).
 const WORDPRESS_PORT: &str = "8080";
 /// The SMTP relay the stores are rendered with: on a private network, which the internet-egress rule
@@ -92,9 +93,18 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
                 ));
             }
         }
-        // 3. The ingress controller and the control plane reach WordPress's port, and nothing else of a store.
+        // 3. Of kube-system only Traefik reaches a store: the policy names its pods, not the namespace.
+        if src_ns == Some(INGRESS)
+            && !a.src.contains("/traefik[")
+            && matches!(dst_ns, Some(d) if d == STORE_A || d == STORE_B)
+        {
+            found.push(format!(
+                "a pod of {INGRESS} other than Traefik reaches a store: {a:?}"
+            ));
+        }
+        // The gateway's proxies and the control plane reach WordPress's port, and nothing else of a store.
         for (who, ns) in [
-            ("the ingress controller", INGRESS),
+            ("the gateway's proxies", INGRESS),
             ("the control plane", PLATFORM),
         ] {
             if src_ns == Some(ns) && matches!(dst_ns, Some(d) if d == STORE_A || d == STORE_B) {
@@ -140,12 +150,12 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
             ));
         }
         if !allowed.iter().any(|a| {
-            Allowed::namespace(&a.src) == Some(INGRESS)
+            a.src == format!("{INGRESS}/traefik[Deployment]")
                 && Allowed::is_workload(&a.dst, store, "-wordpress[")
                 && a.only_ports(WORDPRESS_PORT)
         }) {
             found.push(format!(
-                "the ingress controller cannot reach WordPress of {store}"
+                "the gateway's proxies (Traefik) cannot reach WordPress of {store}"
             ));
         }
     }
@@ -222,18 +232,21 @@ fn render(cluster: &Cluster, scratch: &Path) -> PathBuf {
         });
         write_namespaced(dir, &namespace(id, labels), &manifest);
     }
-    let mut extra: Vec<Value> = vec![
-        namespace(INGRESS, json!({})),
-        namespace("kube-system", json!({})),
-    ];
-    // The ingress controller: what the store chart's policy names (values-local.yaml).
-    extra.push(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "controller", "namespace": INGRESS},
-        "spec": {"selector": {"matchLabels": {"app": "ingress"}},
-                 "template": {"metadata": {"labels": {"app": "ingress"}},
-                              "spec": {"containers": [{"name": "c", "image": "ingress"}]}}},
-    }));
+    let mut extra: Vec<Value> = vec![namespace(INGRESS, json!({}))];
+    // The gateway's proxies: what the store chart's policy names (values-local.yaml, k3s's Traefik),
+    // and a neighbour in the same namespace that it does not name.
+    for (name, labels) in [
+        ("traefik", json!({"app.kubernetes.io/name": "traefik"})),
+        ("coredns", json!({"k8s-app": "kube-dns"})),
+    ] {
+        extra.push(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": INGRESS},
+            "spec": {"selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "c", "image": name}]}}},
+        }));
+    }
     write_docs(&dir.join("cluster.yaml"), &extra);
     dir.clone()
 }

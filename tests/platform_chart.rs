@@ -70,8 +70,25 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
         out.contains("customresourcedefinition.apiextensions.k8s.io/stores.storefleet.dev"),
         "{out}"
     );
-    for file in VALUES_FILES {
-        let manifest = template(&cluster, &ns.name, &ns.name, &[chart_dir().join(file)]);
+    // Both routing modes; the Gateway and HTTPRoute need the Gateway API CRDs (scripts/testcluster).
+    let dir = tempfile::tempdir().unwrap();
+    let ingress_mode = dir.path().join("ingress-mode.yaml");
+    std::fs::write(&ingress_mode, "routing:\n  mode: ingress\n").unwrap();
+    for (file, extra) in VALUES_FILES
+        .into_iter()
+        .flat_map(|f| [(f, None), (f, Some(&ingress_mode))])
+    {
+        let mut files = vec![chart_dir().join(file)];
+        files.extend(extra.cloned());
+        let manifest = template(&cluster, &ns.name, &ns.name, &files);
+        let file = format!(
+            "{file}{}",
+            if extra.is_some() {
+                " (ingress mode)"
+            } else {
+                ""
+            }
+        );
         let out = kubectl_stdin(
             &cluster,
             &["apply", "--dry-run=server", "-f", "-"],
@@ -120,7 +137,8 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
             "RoleBinding",
             "Deployment",
             "Service",
-            "Ingress",
+            "Gateway",
+            "HTTPRoute",
             "PersistentVolumeClaim",
             "NetworkPolicy",
         ] {
@@ -211,16 +229,62 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
         "platform",
         &[chart_dir().join("values-prod.yaml")],
     ));
-    let ingress = find(&prod, "Ingress", "sf-storefleet");
+    let gateway = find(&prod, "Gateway", "sf-storefleet");
+    assert!(
+        gateway["metadata"]["annotations"]["cert-manager.io/cluster-issuer"].is_string(),
+        "prod: no cert-manager issuer on the Gateway"
+    );
+    let https: Vec<&Value> = gateway["spec"]["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["protocol"] == "HTTPS")
+        .collect();
+    assert_eq!(
+        https.len(),
+        2,
+        "prod: the dashboard's and the stores' HTTPS listeners"
+    );
+    assert!(
+        https
+            .iter()
+            .all(|l| l["tls"]["certificateRefs"][0]["name"].is_string()),
+        "prod: no TLS certificate"
+    );
+    // Only the dashboard and the API are public: the probes and /metrics are not routed (issue 19),
+    // neither by the HTTPRoute nor, in ingress mode, by the Ingress.
+    let route = find(&prod, "HTTPRoute", "sf-storefleet");
+    let route_paths: Vec<(String, String)> = route["spec"]["rules"][0]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let kind = m["path"]["type"].as_str().unwrap();
+            let kind = if kind == "PathPrefix" { "Prefix" } else { kind };
+            (
+                m["path"]["value"].as_str().unwrap().to_owned(),
+                kind.to_owned(),
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let ingress_mode = dir.path().join("ingress-mode.yaml");
+    std::fs::write(&ingress_mode, "routing:\n  mode: ingress\n").unwrap();
+    let prod_ingress = parse_objects(&template(
+        &cluster,
+        "sf",
+        "platform",
+        &[chart_dir().join("values-prod.yaml"), ingress_mode],
+    ));
+    let ingress = find(&prod_ingress, "Ingress", "sf-storefleet");
     assert!(
         ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"].is_string(),
-        "prod: no cert-manager issuer"
+        "prod, ingress mode: no cert-manager issuer"
     );
     assert!(
         ingress["spec"]["tls"][0]["secretName"].is_string(),
-        "prod: no TLS"
+        "prod, ingress mode: no TLS"
     );
-    // Only the dashboard and the API are public: the probes and /metrics are not routed (issue 19).
     let paths: Vec<(String, String)> = ingress["spec"]["rules"][0]["http"]["paths"]
         .as_array()
         .unwrap()
@@ -232,6 +296,10 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
             )
         })
         .collect();
+    assert_eq!(
+        route_paths, paths,
+        "the HTTPRoute and the Ingress route the same paths"
+    );
     assert!(
         paths.contains(&("/".into(), "Exact".into()))
             && paths.contains(&("/stores".into(), "Prefix".into())),
@@ -1961,6 +2029,155 @@ async fn control_plane_reaches_wordpress_port_only_through_both_charts() {
         Value::Null
     );
     assert_eq!(passed["ingress"]["className"], "traefik");
+}
+
+// --- routing -----------------------------------------------------------------------------------
+
+/// The edge through both charts: the platform's Gateway (created here), its HTTPRoute for the
+/// dashboard, and a store's HTTPRoute rendered with what the platform passes, attached to the
+/// Gateway's stores listener, whose hostname covers the store's host and whose allowedRoutes admit
+/// exactly the namespaces the controller makes (crates/storefleet/src/controller/namespace.rs).
+#[tokio::test]
+async fn store_and_dashboard_routes_attach_to_the_platform_gateway() {
+    let cluster = testkit::cluster().await;
+    // (platform values, store values, class, HTTP and HTTPS ports, base domain, dashboard host, tls)
+    for (file, store_file, class, (http, https), domain, host, tls) in [
+        (
+            "values-local.yaml",
+            "values-local.yaml",
+            "traefik",
+            (8000, 8443),
+            "localhost",
+            "storefleet.localhost",
+            false,
+        ),
+        (
+            "values-prod.yaml",
+            "values-prod.yaml",
+            "eg",
+            (80, 443),
+            "stores.example.com",
+            "storefleet.example.com",
+            true,
+        ),
+    ] {
+        let objects = parse_objects(&template(
+            &cluster,
+            "sf",
+            "platform",
+            &[chart_dir().join(file)],
+        ));
+        let gateway = find(&objects, "Gateway", "sf-storefleet");
+        assert_eq!(
+            gateway["apiVersion"], "gateway.networking.k8s.io/v1",
+            "{file}"
+        );
+        assert_eq!(gateway["metadata"]["namespace"], "platform", "{file}");
+        assert_eq!(gateway["spec"]["gatewayClassName"], class, "{file}");
+        let listeners = gateway["spec"]["listeners"].as_array().unwrap();
+        let listener = |name: &str| {
+            listeners
+                .iter()
+                .find(|l| l["name"] == name)
+                .unwrap_or_else(|| panic!("{file}: no listener {name}: {listeners:?}"))
+        };
+        let expected: &[(&str, &str, u16, String)] = &[
+            ("http", "HTTP", http, host.to_owned()),
+            ("stores-http", "HTTP", http, format!("*.{domain}")),
+            ("https", "HTTPS", https, host.to_owned()),
+            ("stores-https", "HTTPS", https, format!("*.{domain}")),
+        ];
+        let expected = if tls { expected } else { &expected[..2] };
+        assert_eq!(listeners.len(), expected.len(), "{file}: {listeners:?}");
+        for (name, protocol, port, hostname) in expected {
+            let l = listener(name);
+            assert_eq!(
+                (&l["protocol"], &l["port"], &l["hostname"]),
+                (&json!(protocol), &json!(port), &json!(hostname)),
+                "{file}: listener {name}"
+            );
+        }
+        // The dashboard's listeners take routes from this namespace only, the stores' from this
+        // instance's store namespaces only.
+        for name in ["http", "https"].iter().take(if tls { 2 } else { 1 }) {
+            assert_eq!(
+                listener(name)["allowedRoutes"],
+                json!({ "namespaces": { "from": "Same" } })
+            );
+        }
+        let store_namespace_labels = json!({
+            "app.kubernetes.io/managed-by": "storefleet", "storefleet.dev/instance": "default" });
+        let stores_listener = listener(if tls { "stores-https" } else { "stores-http" });
+        assert_eq!(
+            stores_listener["allowedRoutes"],
+            json!({ "namespaces": { "from": "Selector",
+                "selector": { "matchLabels": store_namespace_labels } } }),
+            "{file}"
+        );
+
+        let dashboard = find(&objects, "HTTPRoute", "sf-storefleet");
+        assert_eq!(
+            dashboard["spec"]["parentRefs"],
+            json!([{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "sf-storefleet",
+                     "namespace": "platform", "sectionName": if tls { "https" } else { "http" } }]),
+            "{file}"
+        );
+        assert_eq!(dashboard["spec"]["hostnames"], json!([host]), "{file}");
+        assert_eq!(
+            dashboard["spec"]["rules"][0]["backendRefs"],
+            json!([{ "group": "", "kind": "Service", "name": "sf-storefleet", "port": 80 }]),
+            "{file}"
+        );
+        let env = env_map(container(
+            &find(&objects, "Deployment", "sf-storefleet")["spec"]["template"]["spec"],
+            "api",
+        ));
+        assert_eq!(
+            env["STOREFLEET_PUBLIC_URL"],
+            format!("{}://{host}", if tls { "https" } else { "http" }),
+            "{file}"
+        );
+
+        // A store, rendered as the controller installs it: env values, then the platform's.
+        let dir = tempfile::tempdir().unwrap();
+        let values = dir.path().join("store-values.yaml");
+        std::fs::write(
+            &values,
+            find(&objects, "ConfigMap", "sf-storefleet-store-values")["data"]["store-values.yaml"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let id = "store-0a7e11";
+        let mut cmd = cluster.helm();
+        cmd.args(["template", id])
+            .arg(workspace().join("charts/store"))
+            .args(["-n", id, "-f"])
+            .arg(workspace().join("charts/store").join(store_file))
+            .arg("-f")
+            .arg(&values);
+        let store = parse_objects(&run_ok(&mut cmd));
+        let route = find(&store, "HTTPRoute", id);
+        let section = if tls { "stores-https" } else { "stores-http" };
+        assert_eq!(
+            route["spec"]["parentRefs"],
+            json!([{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "sf-storefleet",
+                     "namespace": "platform", "sectionName": section }]),
+            "{file}: the store's route names the platform's Gateway and its stores listener"
+        );
+        let store_host = format!("{id}.{domain}");
+        assert_eq!(route["spec"]["hostnames"], json!([store_host]), "{file}");
+        let wildcard = listener(section)["hostname"].as_str().unwrap();
+        assert!(
+            store_host.ends_with(wildcard.trim_start_matches('*')),
+            "{file}: {store_host} is not under the listener's {wildcard}"
+        );
+        assert_eq!(
+            route["spec"]["rules"][0]["backendRefs"],
+            json!([{ "group": "", "kind": "Service", "name": format!("{id}-wordpress"), "port": 80 }]),
+            "{file}"
+        );
+    }
 }
 
 // --- helpers -----------------------------------------------------------------------------------

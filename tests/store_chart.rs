@@ -60,11 +60,115 @@ async fn rendered_manifests_keep_the_store_contract() {
         check_credentials(&objects, &id, &what);
         check_quota_fits(&objects, &what);
 
+        // Gateway API by default: one HTTPRoute, no Ingress (routing is checked in detail below).
+        assert!(
+            !objects.iter().any(|o| o["kind"] == "Ingress"),
+            "{what}: an Ingress in gateway mode"
+        );
+        let route = only_named(&objects, "HTTPRoute", &id, &what);
+        assert_eq!(
+            route["spec"]["hostnames"],
+            json!([host_for(&id, values)]),
+            "{what}"
+        );
+    }
+}
+
+// --- routing -----------------------------------------------------------------------------------
+
+/// The parentRef the store chart's values files give: the platform's Gateway `storefleet` in
+/// namespace `storefleet`, on its stores' listener.
+fn parent_ref(section: &str) -> Value {
+    json!([{
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": "storefleet",
+        "namespace": "storefleet",
+        "sectionName": section,
+    }])
+}
+
+/// The store's host, on the platform's Gateway, to the WordPress Service: exactly these fields. With
+/// TLS (prod) the route sits on the HTTPS listener, and a second route on the HTTP listener redirects.
+#[tokio::test]
+async fn httproute_routes_the_store_host_to_wordpress_on_the_platform_gateway() {
+    let cluster = testkit::cluster().await;
+    for values in VALUES_SETS {
+        let id = new_store_id();
+        let what = format!("values {values:?}");
+        let objects = render(&cluster, &id, values, &[]);
+        let host = host_for(&id, values);
+        let tls = values == Some("values-prod.yaml");
+        let route = only_named(&objects, "HTTPRoute", &id, &what);
+        assert_eq!(
+            route["apiVersion"], "gateway.networking.k8s.io/v1",
+            "{what}"
+        );
+        assert_eq!(route["spec"]["hostnames"], json!([host]), "{what}");
+        assert_eq!(
+            route["spec"]["parentRefs"],
+            parent_ref(if tls { "stores-https" } else { "stores-http" }),
+            "{what}"
+        );
+        let rules = route["spec"]["rules"].as_array().expect("rules");
+        assert_eq!(rules.len(), 1, "{what}: {rules:?}");
+        assert_eq!(
+            rules[0]["matches"],
+            json!([{ "path": { "type": "PathPrefix", "value": "/" } }]),
+            "{what}"
+        );
+        assert_eq!(
+            rules[0]["backendRefs"],
+            json!([{ "group": "", "kind": "Service", "name": format!("{id}-wordpress"), "port": 80 }]),
+            "{what}"
+        );
+        // The backend is the chart's own WordPress Service, on the port it serves.
+        let service = only_named(&objects, "Service", &format!("{id}-wordpress"), &what);
+        assert_eq!(service["spec"]["ports"][0]["port"], 80, "{what}");
+
+        let redirect = objects
+            .iter()
+            .find(|o| o["kind"] == "HTTPRoute" && name(o) == format!("{id}-https-redirect"));
+        if tls {
+            let redirect = redirect.unwrap_or_else(|| panic!("{what}: no https redirect"));
+            assert_eq!(redirect["spec"]["hostnames"], json!([host]), "{what}");
+            assert_eq!(
+                redirect["spec"]["parentRefs"],
+                parent_ref("stores-http"),
+                "{what}"
+            );
+            assert_eq!(
+                redirect["spec"]["rules"],
+                json!([{ "filters": [{ "type": "RequestRedirect",
+                    "requestRedirect": { "scheme": "https", "statusCode": 301 } }] }]),
+                "{what}"
+            );
+        } else {
+            assert!(redirect.is_none(), "{what}: a redirect without TLS");
+        }
+    }
+}
+
+/// `routing.mode: ingress` keeps a plain Ingress: no class and no controller-specific annotation
+/// unless the values name one; TLS and the issuer annotation from values-prod.yaml.
+#[tokio::test]
+async fn ingress_mode_renders_an_ingress_and_no_httproute() {
+    let cluster = testkit::cluster().await;
+    for values in VALUES_SETS {
+        let id = new_store_id();
+        let what = format!("values {values:?}, ingress mode");
+        let objects = render(&cluster, &id, values, &["--set", "routing.mode=ingress"]);
+        assert!(!objects.iter().any(|o| o["kind"] == "HTTPRoute"), "{what}");
         let ingress = only(&objects, "Ingress", &what);
-        assert_eq!(ingress["spec"]["ingressClassName"], "nginx", "{what}");
+        assert!(ingress["spec"]["ingressClassName"].is_null(), "{what}");
         assert_eq!(
             ingress["spec"]["rules"][0]["host"],
             host_for(&id, values),
+            "{what}"
+        );
+        assert_eq!(
+            ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"],
+            json!({ "name": format!("{id}-wordpress"), "port": { "name": "http" } }),
             "{what}"
         );
         if values == Some("values-prod.yaml") {
@@ -74,14 +178,93 @@ async fn rendered_manifests_keep_the_store_contract() {
                 "{what}"
             );
             assert_eq!(
-                ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
-                "letsencrypt-prod",
+                ingress["spec"]["tls"][0]["secretName"],
+                format!("{id}-tls"),
+                "{what}"
+            );
+            assert_eq!(
+                ingress["metadata"]["annotations"],
+                json!({ "cert-manager.io/cluster-issuer": "letsencrypt-prod" }),
                 "{what}"
             );
         } else {
             assert!(ingress["spec"]["tls"].is_null(), "{what}: no TLS expected");
+            assert!(ingress["metadata"]["annotations"].is_null(), "{what}");
         }
     }
+    let id = new_store_id();
+    let objects = render(
+        &cluster,
+        &id,
+        None,
+        &[
+            "--set",
+            "routing.mode=ingress",
+            "--set",
+            "routing.ingress.className=traefik",
+        ],
+    );
+    assert_eq!(
+        only(&objects, "Ingress", "class")["spec"]["ingressClassName"],
+        "traefik"
+    );
+    let objects = render(&cluster, &id, None, &["--set", "routing.mode=none"]);
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "HTTPRoute" || o["kind"] == "Ingress"),
+        "routing.mode=none still routes"
+    );
+}
+
+/// The values of before `routing` (a platform's storeValues may hold them) keep their meaning.
+#[tokio::test]
+async fn the_ingress_values_of_before_still_work() {
+    let cluster = testkit::cluster().await;
+    let id = new_store_id();
+    let objects = render(
+        &cluster,
+        &id,
+        None,
+        &[
+            "--set",
+            "routing.mode=ingress",
+            "--set",
+            "ingress.className=traefik",
+            "--set",
+            "ingress.tls.enabled=true",
+            "--set",
+            "ingress.tls.secretName=legacy-tls",
+            "--set",
+            "ingress.annotations.team=shop",
+        ],
+    );
+    let ingress = only(&objects, "Ingress", "legacy values");
+    assert_eq!(ingress["spec"]["ingressClassName"], "traefik");
+    assert_eq!(ingress["spec"]["tls"][0]["secretName"], "legacy-tls");
+    assert_eq!(ingress["metadata"]["annotations"]["team"], "shop");
+    // ingress.tls.enabled still makes the site https.
+    let job = only(&objects, "Job", "legacy values");
+    let env = container_env(&job["spec"]["template"]["spec"]["containers"][0]);
+    assert_eq!(env["SITE_URL"], format!("https://{id}.localhost"));
+    // ingress.enabled=false still means no route at all.
+    let objects = render(&cluster, &id, None, &["--set", "ingress.enabled=false"]);
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "HTTPRoute" || o["kind"] == "Ingress")
+    );
+    // And a mode the chart does not know fails the render.
+    let mut cmd = cluster.helm();
+    cmd.args(["template", &id])
+        .arg(chart_dir())
+        .args(["--set", "routing.mode=nginx"]);
+    let out = cmd.output().expect("run helm");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("routing.mode must be gateway, ingress or none")
+    );
 }
 
 /// Without `networkPolicy.controlPlane` (the platform chart always passes it), nobody outside the
@@ -153,10 +336,10 @@ async fn control_plane_values_reach_the_setup_job_unchanged() {
         env.get("SITE_URL").map(String::as_str),
         Some(format!("http://{id}.localhost").as_str())
     );
-    let ingress = only(&objects, "Ingress", "generated values");
+    let route = only_named(&objects, "HTTPRoute", &id, "generated values");
     assert_eq!(
-        ingress["spec"]["rules"][0]["host"],
-        format!("{id}.localhost")
+        route["spec"]["hostnames"],
+        json!([format!("{id}.localhost")])
     );
     // The title is data for WP-CLI, never part of the script the Job runs.
     let scripts = objects
@@ -247,17 +430,38 @@ async fn bad_values_are_rejected_with_a_clear_message() {
 #[tokio::test]
 async fn every_rendered_object_is_accepted_by_the_api_server() {
     let cluster = testkit::cluster().await;
-    for values in VALUES_SETS {
+    // Both routing modes: the HTTPRoute needs the Gateway API CRDs (scripts/testcluster applies them).
+    for (values, mode) in VALUES_SETS
+        .into_iter()
+        .flat_map(|v| [(v, "gateway"), (v, "ingress")])
+    {
         let ns = StoreNamespace::create(&cluster).await;
+        let mode_value = format!("routing.mode={mode}");
         // --validate renders with the API server's real version and API groups.
-        let objects = render(&cluster, &ns.name, values, &["--validate"]);
+        let objects = render(
+            &cluster,
+            &ns.name,
+            values,
+            &["--validate", "--set", &mode_value],
+        );
+        let routes = objects.iter().filter(|o| o["kind"] == "HTTPRoute").count();
+        let ingresses = objects.iter().filter(|o| o["kind"] == "Ingress").count();
+        assert_eq!(
+            (routes > 0, ingresses),
+            (mode == "gateway", usize::from(mode == "ingress")),
+            "values {values:?}, {mode} mode"
+        );
         assert!(
             objects.len() > 10,
             "suspiciously few objects: {}",
             objects.len()
         );
         for object in &objects {
-            let what = format!("{} {} (values {values:?})", object["kind"], name(object));
+            let what = format!(
+                "{} {} (values {values:?}, {mode} mode)",
+                object["kind"],
+                name(object)
+            );
             let gvk = gvk_of(object);
             let (resource, caps) = kube::discovery::pinned_kind(&cluster.client, &gvk)
                 .await
@@ -1297,6 +1501,19 @@ fn render_with(cluster: &Cluster, release: &str, values: &[PathBuf], extra: &[&s
 fn only<'a>(objects: &'a [Value], kind: &str, what: &str) -> &'a Value {
     let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
     assert_eq!(found.len(), 1, "{what}: expected exactly one {kind}");
+    found[0]
+}
+
+fn only_named<'a>(objects: &'a [Value], kind: &str, object_name: &str, what: &str) -> &'a Value {
+    let found: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == kind && name(o) == object_name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{what}: expected exactly one {kind} {object_name}"
+    );
     found[0]
 }
 

@@ -22,8 +22,48 @@
 {{- if .Values.siteUrl -}}
 {{- .Values.siteUrl | trimSuffix "/" -}}
 {{- else -}}
-{{- printf "%s://%s" (ternary "https" "http" .Values.ingress.tls.enabled) (include "store.host" .) -}}
+{{- printf "%s://%s" (ternary "https" "http" (eq (include "store.tls" .) "true")) (include "store.host" .) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Routing. The values of before `routing` (a top-level `ingress` block: enabled, className, annotations,
+tls.enabled, tls.secretName) still work, so a platform's storeValues written for them keep their meaning.
+*/}}
+{{- define "store.legacyIngress" -}}
+{{- toYaml (.Values.ingress | default dict) -}}
+{{- end -}}
+
+{{/* gateway, ingress or none; a legacy `ingress.enabled: false` means none. */}}
+{{- define "store.routingMode" -}}
+{{- $legacy := include "store.legacyIngress" . | fromYaml -}}
+{{- $mode := .Values.routing.mode -}}
+{{- if not (has $mode (list "gateway" "ingress" "none")) -}}
+{{- fail (printf "routing.mode must be gateway, ingress or none, not %q" $mode) -}}
+{{- end -}}
+{{- if and (hasKey $legacy "enabled") (not $legacy.enabled) -}}
+none
+{{- else -}}
+{{- $mode -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when visitors use HTTPS: routing.tls.enabled, or the legacy ingress.tls.enabled. */}}
+{{- define "store.tls" -}}
+{{- $legacy := include "store.legacyIngress" . | fromYaml -}}
+{{- if or .Values.routing.tls.enabled (dig "tls" "enabled" false $legacy) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The Ingress settings: routing.ingress, where empty the legacy ingress block's. */}}
+{{- define "store.ingressSettings" -}}
+{{- $legacy := include "store.legacyIngress" . | fromYaml -}}
+{{- $ingress := .Values.routing.ingress -}}
+className: {{ $ingress.className | default (get $legacy "className") | default "" | quote }}
+annotations:
+  {{- toYaml ($ingress.annotations | default (get $legacy "annotations") | default dict) | nindent 2 }}
+tlsSecretName: {{ $ingress.tlsSecretName | default (dig "tls" "secretName" "" $legacy) | default (printf "%s-tls" (include "store.fullname" .)) | quote }}
 {{- end -}}
 
 {{- define "store.serviceAccountName" -}}

@@ -72,12 +72,90 @@ and binds roles in store namespaces. The API's is the Pod's ServiceAccount.
 {{- if not (has .Values.urlScheme (list "http" "https")) -}}
 {{- fail (printf "urlScheme must be http or https, not %q" .Values.urlScheme) -}}
 {{- end -}}
-{{- if and .Values.ingress.enabled (not .Values.ingress.host) -}}
-{{- fail "ingress.host is required when ingress.enabled" -}}
+{{- if and (ne (include "storefleet.routingMode" .) "none") (not (include "storefleet.host" .)) -}}
+{{- fail "routing.host is required unless routing.mode is none" -}}
 {{- end -}}
 {{- if not (or (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy") .Values.rbac.allowWithoutAdmissionPolicy) -}}
 {{- fail (printf `this cluster (Kubernetes %s) has no ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, Kubernetes 1.30+). Without it RBAC cannot keep the controller's "create rolebindings" inside store namespaces: whoever takes over the controller container can bind the store role in kube-system, read the Secrets there and become cluster-admin (docs/security.md, "Who may do what in the cluster"). Install on Kubernetes 1.30 or later, or accept that risk with --set rbac.allowWithoutAdmissionPolicy=true. (helm template without a cluster: add --api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy.)` .Capabilities.KubeVersion.Version) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Routing. The values of before `routing` (a top-level `ingress` block: enabled, className, host,
+annotations, tls.enabled, tls.secretName) still work: where given, they fill in for routing's.
+*/}}
+{{- define "storefleet.legacyIngress" -}}
+{{- toYaml (.Values.ingress | default dict) -}}
+{{- end -}}
+
+{{/* gateway, ingress or none; a legacy `ingress.enabled: false` means none. */}}
+{{- define "storefleet.routingMode" -}}
+{{- $legacy := include "storefleet.legacyIngress" . | fromYaml -}}
+{{- $mode := .Values.routing.mode -}}
+{{- if not (has $mode (list "gateway" "ingress" "none")) -}}
+{{- fail (printf "routing.mode must be gateway, ingress or none, not %q" $mode) -}}
+{{- end -}}
+{{- if and (hasKey $legacy "enabled") (not $legacy.enabled) -}}
+none
+{{- else -}}
+{{- $mode -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The dashboard and API host. */}}
+{{- define "storefleet.host" -}}
+{{- $legacy := include "storefleet.legacyIngress" . | fromYaml -}}
+{{- get $legacy "host" | default .Values.routing.host -}}
+{{- end -}}
+
+{{/* "true" when the dashboard is served over HTTPS. */}}
+{{- define "storefleet.tls" -}}
+{{- $legacy := include "storefleet.legacyIngress" . | fromYaml -}}
+{{- if or .Values.routing.tls.enabled (dig "tls" "enabled" false $legacy) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "storefleet.tlsSecretName" -}}
+{{- $legacy := include "storefleet.legacyIngress" . | fromYaml -}}
+{{- .Values.routing.tls.secretName | default (dig "tls" "secretName" "" $legacy) | default (printf "%s-tls" (include "storefleet.fullname" .)) -}}
+{{- end -}}
+
+{{/* The URL people open: what cookie-authenticated writes must come from. */}}
+{{- define "storefleet.publicUrl" -}}
+{{- printf "%s://%s" (ternary "https" "http" (eq (include "storefleet.tls" .) "true")) (include "storefleet.host" .) -}}
+{{- end -}}
+
+{{- define "storefleet.gatewayName" -}}
+{{- .Values.routing.gateway.name | default (include "storefleet.fullname" .) -}}
+{{- end -}}
+
+{{- define "storefleet.gatewayNamespace" -}}
+{{- .Values.routing.gateway.namespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* The Ingress settings: routing.ingress, where empty the legacy ingress block's. */}}
+{{- define "storefleet.ingressSettings" -}}
+{{- $legacy := include "storefleet.legacyIngress" . | fromYaml -}}
+{{- $ingress := .Values.routing.ingress -}}
+className: {{ $ingress.className | default (get $legacy "className") | default "" | quote }}
+annotations:
+  {{- toYaml ($ingress.annotations | default (get $legacy "annotations") | default dict) | nindent 2 }}
+{{- end -}}
+
+{{/*
+The paths people and API clients use, and their match (Exact or Prefix): the HTTPRoute and the Ingress
+route these only, never /metrics, /readyz or /healthz (the probes and Prometheus reach the pod
+directly). `/` alone is Exact, so no other path slips through.
+*/}}
+{{- define "storefleet.publicPaths" -}}
+{{- toYaml (dict "/" "Exact" "/assets" "Prefix" "/stores" "Prefix" "/events" "Exact" "/me" "Exact" "/audit" "Exact" "/users" "Prefix" "/session" "Exact" "/docs" "Prefix" "/openapi.json" "Exact") -}}
+{{- end -}}
+
+{{/* The labels the controller gives the namespaces of this instance's stores. */}}
+{{- define "storefleet.storeNamespaceLabels" -}}
+app.kubernetes.io/managed-by: storefleet
+storefleet.dev/instance: {{ .Values.instance | quote }}
 {{- end -}}
 
 {{/* Settings both containers read the same way (the SQLite file is one, on the shared volume). */}}
@@ -127,8 +205,9 @@ readinessProbe:
 {{/*
 The values every store gets after the store chart's environment file: `storeValues`, plus where the
 control plane's pods are (`networkPolicy.controlPlane`: this release's namespace and pods), so each
-store's NetworkPolicy admits the storefront check to WordPress. A `networkPolicy.controlPlane` in
-`storeValues` replaces the platform's whole (a merge could only add labels to its selectors).
+store's NetworkPolicy admits the storefront check to WordPress, and, in gateway mode, which Gateway
+and listeners the store's HTTPRoute attaches to (`routing.gateway`). Either in `storeValues`
+replaces the platform's whole (a merge could only add to it).
 */}}
 {{- define "storefleet.storeValues" -}}
 {{- $values := deepCopy .Values.storeValues -}}
@@ -138,6 +217,15 @@ store's NetworkPolicy admits the storefront check to WordPress. A `networkPolicy
 {{- $pods := dict "matchLabels" (include "storefleet.selectorLabels" . | fromYaml) -}}
 {{- $_ := set $np "controlPlane" (dict "namespaceSelector" $namespace "podSelector" $pods) -}}
 {{- $_ := set $values "networkPolicy" $np -}}
+{{- end -}}
+{{- if eq (include "storefleet.routingMode" .) "gateway" -}}
+{{- $routing := get $values "routing" | default dict -}}
+{{- if not (hasKey $routing "gateway") -}}
+{{- $sections := .Values.routing.gateway.sectionNames -}}
+{{- $gateway := dict "name" (include "storefleet.gatewayName" .) "namespace" (include "storefleet.gatewayNamespace" .) "sectionName" $sections.storesHttp "httpsSectionName" $sections.storesHttps -}}
+{{- $_ := set $routing "gateway" $gateway -}}
+{{- $_ := set $values "routing" $routing -}}
+{{- end -}}
 {{- end -}}
 {{- toYaml $values -}}
 {{- end -}}
