@@ -62,14 +62,6 @@ async fn api_server_and_etcd_down_for_30s_during_provisioning() {
     }
     server.wait_phase(&id, "Ready", READY_TIMEOUT).await;
     eprintln!("Ready {:?} after the API server was back", back.elapsed());
-    // TEMP-DIAG
-    for l in server
-        .log()
-        .lines()
-        .filter(|l| !l.contains("finished processing request") && !l.contains("eof in poll"))
-    {
-        eprintln!("LOG {l}");
-    }
     assert_eq!(server.helm_releases(&id), vec![id.clone()]);
     // Deployed once: a controller that believed its stale cache after the outage upgraded the
     // release on every wake-up until its watch caught up (nine revisions in one run). A deployed
