@@ -6,6 +6,7 @@
 //! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
 //!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
 //! - [`plans`]: size plans (resources, quota, volume sizes) and the grow-never-shrink rule
+//! - [`rollouts`]: fleet rollouts (a new target to every store, in gated waves, with rollback)
 //! - [`mail`]: the platform's SMTP relay, which every store sends through
 //! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
@@ -21,6 +22,7 @@ pub mod helm;
 pub mod mail;
 pub mod metrics;
 pub mod plans;
+pub mod rollouts;
 pub mod server;
 pub mod storage;
 pub mod store_feed;
