@@ -1697,7 +1697,8 @@ async fn binary_starts_as_the_image_runs_it() {
     );
     let rollouts = run_ok(Command::new(&binary).args(["crd", "--rollouts"]));
     let committed =
-        std::fs::read_to_string(chart_dir().join("crds/storerollouts.storefleet.dev.yaml")).unwrap();
+        std::fs::read_to_string(chart_dir().join("crds/storerollouts.storefleet.dev.yaml"))
+            .unwrap();
     assert_eq!(
         rollouts, committed,
         "charts/storefleet/crds is not what `storefleet crd --rollouts` prints"
