@@ -114,6 +114,9 @@ const NOT_ADMIN: &str = "Not an admin";
     request_body(content = CreateRolloutRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created; the controller starts it", body = RolloutView),
+        (status = 400, description = "Invalid JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = NOT_ADMIN, body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid values", body = ProblemBody, content_type = "application/problem+json"),
@@ -187,6 +190,15 @@ fn parse(req: CreateRolloutRequest) -> Result<StoreRolloutSpec, Problem> {
             "`batch_size`, `max_unavailable` and `gate_timeout_seconds` are at least 1",
         ));
     }
+    if let Some((k, v)) = req
+        .selector
+        .iter()
+        .find(|(k, v)| !is_label_key(k) || !(v.is_empty() || is_label_name(v)))
+    {
+        return Err(Problem::invalid(format!(
+            "`selector`: `{k}: {v}` is not a Kubernetes label (name: 1 to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit; an optional DNS prefix and `/`)"
+        )));
+    }
     if let Some(canary) = &req.canary {
         crate::domain::StoreId::parse(canary)
             .map_err(|_| Problem::invalid("`canary` must be a store id"))?;
@@ -204,6 +216,36 @@ fn parse(req: CreateRolloutRequest) -> Result<StoreRolloutSpec, Problem> {
         paused: false,
         aborted: false,
     })
+}
+
+/// A label's name part, or a value that is not empty.
+fn is_label_name(s: &str) -> bool {
+    s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// `[prefix/]name`, the prefix a DNS subdomain.
+fn is_label_key(s: &str) -> bool {
+    match s.split_once('/') {
+        None => is_label_name(s),
+        Some((prefix, name)) => {
+            !prefix.is_empty()
+                && prefix.len() <= 253
+                && prefix.split('.').all(|part| {
+                    !part.is_empty()
+                        && part.len() <= 63
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !part.starts_with('-')
+                        && !part.ends_with('-')
+                })
+                && is_label_name(name)
+        }
+    }
 }
 
 /// Every rollout of this instance, oldest first (admins only).
@@ -261,6 +303,7 @@ pub async fn get_rollout(
     params(("rollout_id" = String, Path)),
     responses(
         (status = 200, description = "Paused", body = RolloutView),
+        (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = NOT_ADMIN, body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such rollout", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -287,6 +330,7 @@ pub async fn pause_rollout(
     params(("rollout_id" = String, Path)),
     responses(
         (status = 200, description = "Resumed", body = RolloutView),
+        (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = NOT_ADMIN, body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such rollout", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -313,6 +357,7 @@ pub async fn resume_rollout(
     params(("rollout_id" = String, Path)),
     responses(
         (status = 200, description = "Aborting", body = RolloutView),
+        (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = NOT_ADMIN, body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such rollout", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -372,7 +417,11 @@ fn ours(state: &AppState, r: &StoreRollout) -> bool {
 
 async fn find(state: &AppState, id: &str) -> Result<StoreRollout, Problem> {
     let no_such = || Problem::not_found(format!("no rollout {id}"));
-    if id.is_empty() || id.len() > 63 {
+    // Only names the API server could hold: anything else is no rollout (not a 4xx from it).
+    let name_like = id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if id.is_empty() || id.len() > 63 || !name_like {
         return Err(no_such());
     }
     match api(state).get_opt(id).await.map_err(kube_problem)? {
@@ -382,6 +431,12 @@ async fn find(state: &AppState, id: &str) -> Result<StoreRollout, Problem> {
 }
 
 fn kube_problem(e: kube::Error) -> Problem {
+    // The API server's own validation (the CRD's schema) refused the rollout: the caller's input.
+    if let kube::Error::Api(status) = &e
+        && status.code == 422
+    {
+        return Problem::invalid(status.message.clone());
+    }
     tracing::warn!("rollouts: Kubernetes API: {e}");
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -420,4 +475,22 @@ async fn admin_only(state: &AppState, caller: &Caller, route: &str) -> Result<()
         "Forbidden",
         "only admins run fleet rollouts",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_take_kubernetes_labels_only() {
+        assert!(is_label_key("tier"));
+        assert!(is_label_key("storefleet.dev/canary"));
+        assert!(!is_label_key(""));
+        assert!(!is_label_key("/x"));
+        assert!(!is_label_key("a b"));
+        assert!(!is_label_key("Foo.dev/x"));
+        assert!(is_label_name("v1.2_b"));
+        assert!(!is_label_name("-v"));
+        assert!(!is_label_name(&"a".repeat(64)));
+    }
 }
