@@ -130,11 +130,7 @@ async fn reconcile(
         return Ok(());
     }
     let stores = selection(ctx, rollout).await?;
-    let steps: Vec<(String, StoreStep)> = st
-        .stores
-        .iter()
-        .map(|p| (p.store_id.clone(), p.step))
-        .collect();
+    let steps = steps_of(&st);
     let unavailable = stores
         .iter()
         .filter(|s| !is_ready(s))
@@ -152,7 +148,16 @@ async fn reconcile(
         aborted: spec.aborted,
     };
     match plan::next(&wave) {
-        Next::Gate | Next::Wait => {}
+        Next::Gate => {
+            st.message = Some(format!("moving stores to {}", spec.target.name));
+        }
+        // Say why nothing moves (a store that stays down, Failed say, holds the rollout here).
+        Next::Wait => {
+            st.message = Some(format!(
+                "waiting: {unavailable} stores of the selection are not Ready (maxUnavailable {})",
+                wave.max_unavailable
+            ));
+        }
         Next::Paused => {
             if st.phase != Some(RolloutPhase::Paused) {
                 st.phase = Some(RolloutPhase::Paused);
@@ -224,8 +229,19 @@ async fn reconcile(
             }
         }
     }
-    write(rollouts, &name, &mut st).await?;
+    // Only a change is written: the loop looks every 2 s.
+    st.progress = Some(plan::progress(&steps_of(&st)));
+    if rollout.status.as_ref() != Some(&st) {
+        write(rollouts, &name, &mut st).await?;
+    }
     Ok(())
+}
+
+fn steps_of(st: &StoreRolloutStatus) -> Vec<(String, StoreStep)> {
+    st.stores
+        .iter()
+        .map(|p| (p.store_id.clone(), p.step))
+        .collect()
 }
 
 /// What the gate of one store says.
@@ -502,11 +518,7 @@ async fn write(
     name: &str,
     st: &mut StoreRolloutStatus,
 ) -> kube::Result<()> {
-    let steps: Vec<(String, StoreStep)> = st
-        .stores
-        .iter()
-        .map(|p| (p.store_id.clone(), p.step))
-        .collect();
+    let steps = steps_of(st);
     st.progress = Some(plan::progress(&steps));
     let patch = serde_json::json!({
         "apiVersion": StoreRollout::api_version(&()),
