@@ -1,7 +1,7 @@
 //! Fleet rollouts (issue 15, part 3) on the real API server: a broken image stops at the canary,
 //! which is rolled back (the other stores untouched) and pauses the rollout; a good change moves
 //! every store in batches, never more unavailable than allowed (seen in the Stores' watch events);
-//! a control plane killed with -9 mid-rollout finishes it after a restart, upgrading no store twice.
+//! an operator's pause holds it and resume goes on; a control plane killed with -9 mid-rollout finishes it after a restart, upgrading no store twice.
 //!
 //! On the test cluster the kubelet stand-in reports pods of an image whose name contains `broken` in
 //! ImagePullBackOff (crates/kubelet-standin/src/pod_status.rs).
@@ -92,7 +92,13 @@ async fn wait_rollout(server: &Server, id: &str, phase: &str) -> Value {
         || async {
             let (status, body) = server.get_json(&format!("/rollouts/{id}")).await;
             assert_eq!(status, StatusCode::OK, "{body}");
-            (body["phase"] == phase).then_some(body)
+            // A rollout that finished otherwise will not get there: say so now.
+            let now = body["phase"].as_str().unwrap_or_default();
+            assert!(
+                now == phase || !matches!(now, "Completed" | "Aborted"),
+                "rollout {id} is {now}, not {phase}: {body:#}"
+            );
+            (now == phase).then_some(body)
         },
     )
     .await
@@ -321,6 +327,34 @@ async fn a_good_change_moves_every_store_in_batches_within_max_unavailable() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let rollout = created["rollout_id"].as_str().unwrap().to_owned();
+
+    // An operator pauses once the canary passed: stores moving finish, no other starts; resume.
+    testkit::wait_for("the canary to pass", ROLLOUT_TIMEOUT, || async {
+        let (_, body) = server.get_json(&format!("/rollouts/{rollout}")).await;
+        (body["progress"] != "0/6").then_some(())
+    })
+    .await;
+    let (status, body) = post(&server, &format!("/rollouts/{rollout}/pause"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let paused = wait_rollout(&server, &rollout, "Paused").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, still) = server.get_json(&format!("/rollouts/{rollout}")).await;
+    assert_eq!(still["phase"], "Paused", "{still:#}");
+    assert_eq!(
+        still["stores"], paused["stores"],
+        "a store moved while paused"
+    );
+    assert!(
+        still["stores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["step"] == "Pending"),
+        "paused too late to show anything: {still:#}"
+    );
+    let (status, body) = post(&server, &format!("/rollouts/{rollout}/resume"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
     let done = wait_rollout(&server, &rollout, "Completed").await;
     assert_eq!(done["progress"], "6/6", "{done:#}");
     tokio::time::sleep(Duration::from_secs(1)).await;
