@@ -130,19 +130,6 @@ async fn wait_back(server: &Server, id: &str) -> Store {
     .await
 }
 
-fn delete_rollouts(server: &Server) {
-    let _ = server
-        .cluster
-        .kubectl()
-        .args([
-            "delete",
-            "storerollouts.storefleet.dev",
-            "-l",
-            &format!("storefleet.dev/instance={}", server.instance),
-        ])
-        .output();
-}
-
 #[tokio::test]
 async fn a_broken_image_stops_at_the_canary_which_is_rolled_back() {
     let server = Server::start("rollout-broken", Options::default()).await;
@@ -268,7 +255,6 @@ async fn a_broken_image_stops_at_the_canary_which_is_rolled_back() {
     for id in &ids[1..] {
         assert_eq!(history(&server, id).len(), before[id], "{id} was touched");
     }
-    delete_rollouts(&server);
 }
 
 /// Counts, from watch events of the instance's Stores, the most that were unavailable at once.
@@ -391,7 +377,6 @@ async fn a_good_change_moves_every_store_in_batches_within_max_unavailable() {
             .iter()
             .any(|r| r["rollout_id"] == rollout)
     );
-    delete_rollouts(&server);
 }
 
 #[tokio::test]
@@ -463,5 +448,4 @@ async fn a_control_plane_killed_mid_rollout_finishes_it_upgrading_no_store_twice
                 .ends_with(":6.8.3-php8.3-apache-r3")
         );
     }
-    delete_rollouts(&server);
 }
