@@ -475,6 +475,12 @@ fn assert_two_identities(objects: &[Value], what: &str) {
                 "resources": ["stores"],
                 "verbs": ["get", "list", "watch", "create", "patch", "delete"],
             },
+            // Fleet rollouts: created, read, paused/resumed/aborted; never their status.
+            {
+                "apiGroups": ["storefleet.dev"],
+                "resources": ["storerollouts"],
+                "verbs": ["get", "list", "create", "patch"],
+            },
             // A plan may grow a store's volumes only where their class allows expansion.
             {
                 "apiGroups": ["storage.k8s.io"],
@@ -781,6 +787,8 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "create storageclasses.storage.k8s.io",
         "patch storageclasses.storage.k8s.io",
         "delete storageclasses.storage.k8s.io",
+        "patch storerollouts.storefleet.dev --subresource=status",
+        "delete storerollouts.storefleet.dev",
     ];
     let api_allowed = [
         "get stores.storefleet.dev",
@@ -793,10 +801,14 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         // Which StorageClass allows volume expansion (PATCH /stores/{id} with a plan): read only.
         "get storageclasses.storage.k8s.io",
         "list storageclasses.storage.k8s.io",
+        // Fleet rollouts (POST /rollouts, pause, resume, abort).
+        "create storerollouts.storefleet.dev",
+        "patch storerollouts.storefleet.dev",
     ];
     // The controller: what reconciling needs outside store namespaces (never creating a Store).
     let controller_refused = [
         "create stores.storefleet.dev",
+        "create storerollouts.storefleet.dev",
         "get secrets -n store-000000",
     ];
     let controller_allowed = [
@@ -806,6 +818,8 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "patch stores.storefleet.dev",
         "patch stores.storefleet.dev --subresource=status",
         "update stores.storefleet.dev --subresource=finalizers",
+        "list storerollouts.storefleet.dev",
+        "patch storerollouts.storefleet.dev --subresource=status",
         "create namespaces",
         "watch namespaces",
         "create rolebindings -n store-000000",
@@ -1748,6 +1762,14 @@ async fn binary_starts_as_the_image_runs_it() {
     assert_eq!(
         crd, committed,
         "charts/storefleet/crds is not what `storefleet crd` prints"
+    );
+    let rollouts = run_ok(Command::new(&binary).args(["crd", "--rollouts"]));
+    let committed =
+        std::fs::read_to_string(chart_dir().join("crds/storerollouts.storefleet.dev.yaml"))
+            .unwrap();
+    assert_eq!(
+        rollouts, committed,
+        "charts/storefleet/crds is not what `storefleet crd --rollouts` prints"
     );
     run_ok(
         cluster

@@ -25,8 +25,11 @@ struct Cli {
 enum Command {
     /// Run the REST API and the Store controller (both, or one of them: `--component`).
     Serve(Box<ServeArgs>),
-    /// Print the Store CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the Store CustomResourceDefinition as YAML (`--rollouts`: the StoreRollout one).
+    Crd {
+        #[arg(long)]
+        rollouts: bool,
+    },
     /// Print the OpenAPI document of the REST API as JSON.
     Openapi,
 }
@@ -196,8 +199,12 @@ pub(crate) fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", crate::crd::crd_yaml());
+        Command::Crd { rollouts } => {
+            if rollouts {
+                print!("{}", crate::rollouts::types::crd_yaml());
+            } else {
+                print!("{}", crate::crd::crd_yaml());
+            }
             Ok(())
         }
         Command::Openapi => {

@@ -58,6 +58,30 @@ pub struct StoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,31}$"))]
     pub plan: Option<String>,
+    /// What the platform installs for this store beyond its own settings: the fleet rollout target
+    /// it runs (`crate::rollouts`). Set by a rollout, never by the store's owner; absent: the
+    /// platform's chart values only. A change is a new generation, so the controller upgrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<StoreRelease>,
+}
+
+/// A rollout target as a store runs it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreRelease {
+    /// The target's name (a rollout's `spec.target.name`).
+    #[schemars(length(min = 1, max = 63))]
+    pub target: String,
+    /// Chart values laid over the platform's values files (before the generated ones, so a target
+    /// can never change the store id, host or plan).
+    #[serde(default)]
+    #[schemars(schema_with = "crate::crd::free_form_object")]
+    pub values: serde_json::Value,
+}
+
+/// A free-form object (chart values): kept as it is by the API server.
+pub fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
 }
 
 /// Where a store is in its life.
@@ -229,6 +253,7 @@ mod tests {
                 engine: Engine::Woocommerce,
                 owner: "a".into(),
                 plan: None,
+                release: None,
             },
         );
         assert_eq!(store.instance(), DEFAULT_INSTANCE);

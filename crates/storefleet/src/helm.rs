@@ -146,14 +146,22 @@ impl Helm {
         self
     }
 
-    /// `helm upgrade --install <id> <chart> -n <id> -f <env values> [-f extra...] -f <generated>`.
-    /// `upgrade`: a release exists already (only the metrics tell install and upgrade apart).
+    /// `helm upgrade --install <id> <chart> -n <id> -f <env values> [-f extra...] [-f <target>]
+    /// -f <generated>`. `target`: a rollout target's values (`spec.release.values`), after the
+    /// platform's files and before the generated ones, so it can change images but never the store
+    /// id, host or plan. `upgrade`: a release exists already (only the metrics tell install and
+    /// upgrade apart).
     pub async fn upgrade_install(
         &self,
         id: &StoreId,
         values: &StoreValues,
+        target: Option<&serde_json::Value>,
         upgrade: bool,
     ) -> Result<(), HelmError> {
+        let target = target
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+            .map(write_values_file)
+            .transpose()?;
         let generated = write_values_file(values)?;
         let mut args: Vec<OsString> =
             vec!["upgrade".into(), "--install".into(), id.as_str().into()];
@@ -162,6 +170,7 @@ impl Helm {
         for file in self
             .values_files
             .iter()
+            .chain(target.as_ref().map(|t| t.path().to_path_buf()).iter())
             .chain([&generated.path().to_path_buf()])
         {
             args.extend(["-f".into(), file.clone().into()]);
@@ -175,6 +184,36 @@ impl Helm {
         self.run(operation, "upgrade --install", args)
             .await
             .map(drop)
+    }
+
+    /// `helm rollback <id> <revision> -n <id>`: back to a revision's manifest and values, as a new
+    /// revision whose description says `Rollback to <revision>`.
+    pub async fn rollback(&self, id: &StoreId, revision: u32) -> Result<(), HelmError> {
+        let args = vec![
+            "rollback".into(),
+            id.as_str().into(),
+            revision.to_string().into(),
+            "-n".into(),
+            id.as_str().into(),
+        ];
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        self.run("rollback", "rollback", args).await.map(drop)
+    }
+
+    /// `helm history <id> -n <id> -o json`: every revision kept, oldest first.
+    pub async fn history(&self, id: &StoreId) -> Result<Vec<Revision>, HelmError> {
+        let args = ["history", id.as_str(), "-n", id.as_str(), "-o", "json"]
+            .map(OsString::from)
+            .to_vec();
+        let stdout = self.run("status", "history", args).await?;
+        serde_json::from_str(stdout.trim()).map_err(|e| HelmError::Output {
+            verb: "history".into(),
+            detail: e.to_string(),
+        })
     }
 
     /// `helm uninstall <id> -n <id>`; a missing release is not an error.
@@ -318,7 +357,7 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-fn write_values_file(values: &StoreValues) -> Result<tempfile::NamedTempFile, HelmError> {
+fn write_values_file(values: &impl Serialize) -> Result<tempfile::NamedTempFile, HelmError> {
     let yaml = serde_yaml::to_string(values).expect("values serialise");
     let mut file = tempfile::Builder::new()
         .prefix("storefleet-values-")
@@ -350,6 +389,25 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     } else {
         format!("{}…", s.chars().take(max).collect::<String>())
     }
+}
+
+/// One revision of a release, as `helm history -o json` prints it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Revision {
+    pub revision: u32,
+    /// `deployed`, `superseded`, `failed`, `pending-upgrade`, ...
+    pub status: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The revision a store runs now: the newest `deployed` one.
+pub fn deployed_revision(history: &[Revision]) -> Option<u32> {
+    history
+        .iter()
+        .filter(|r| r.status == "deployed")
+        .map(|r| r.revision)
+        .max()
 }
 
 #[derive(Deserialize)]
@@ -406,6 +464,14 @@ mod tests {
         let deployed = one.replace("pending-upgrade", "deployed");
         assert_eq!(parse_list(&id, &deployed).unwrap(), ReleaseState::Deployed);
         assert!(parse_list(&id, "Error").is_err());
+    }
+
+    #[test]
+    fn history_output() {
+        let out = r#"[{"revision":1,"updated":"x","status":"superseded","chart":"store-0.1.0","app_version":"1","description":"Install complete"},{"revision":2,"updated":"x","status":"deployed","chart":"store-0.1.0","app_version":"1","description":"Upgrade complete"},{"revision":3,"updated":"x","status":"failed","chart":"store-0.1.0","app_version":"1","description":"Upgrade failed"}]"#;
+        let history: Vec<Revision> = serde_json::from_str(out).unwrap();
+        assert_eq!(deployed_revision(&history), Some(2));
+        assert_eq!(deployed_revision(&[]), None);
     }
 
     #[test]

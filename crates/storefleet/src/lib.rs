@@ -7,6 +7,7 @@
 //!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
 //! - [`plans`]: size plans (resources, quota, volume sizes) and the grow-never-shrink rule
 //! - [`backups`]: the backup archive (issue 14): format, encryption, object storage, checks
+//! - [`rollouts`]: fleet rollouts (a new target to every store, in gated waves, with rollback)
 //! - [`mail`]: the platform's SMTP relay, which every store sends through
 //! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
@@ -23,6 +24,7 @@ pub mod helm;
 pub mod mail;
 pub mod metrics;
 pub mod plans;
+pub mod rollouts;
 pub mod server;
 pub mod storage;
 pub mod store_feed;

@@ -94,6 +94,7 @@ pub struct Metrics {
     audit_entries: Gauge,
     audit_pruned: Counter,
     event_streams: Gauge,
+    rollbacks: Counter,
 }
 
 impl Default for Metrics {
@@ -156,6 +157,12 @@ impl Default for Metrics {
             "Event streams open now",
             event_streams.clone(),
         );
+        let rollbacks = Counter::default();
+        registry.register(
+            "rollout_rollbacks",
+            "Stores a fleet rollout rolled back after they failed their gate",
+            rollbacks.clone(),
+        );
         // Known reasons start at 0, so the family is visible (and `rate()` works) before a failure.
         for reason in RECONCILE_ERROR_REASONS {
             let _ = reconcile_errors.get_or_create(&ReasonLabels { reason });
@@ -171,6 +178,7 @@ impl Default for Metrics {
             audit_entries,
             audit_pruned,
             event_streams,
+            rollbacks,
         }
     }
 }
@@ -186,7 +194,12 @@ impl Metrics {
         self.provisioning.observe(elapsed.as_secs_f64());
     }
 
-    /// `operation`: install, upgrade, uninstall, status, unlock.
+    /// A fleet rollout rolled a store back.
+    pub fn rollout_rollback(&self) {
+        self.rollbacks.inc();
+    }
+
+    /// `operation`: install, upgrade, uninstall, status, unlock, rollback.
     pub fn helm_operation(&self, operation: &'static str, outcome: &'static str, took: Duration) {
         self.helm
             .get_or_create(&HelmLabels { operation, outcome })
@@ -285,6 +298,7 @@ mod tests {
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
                 plan: None,
+                release: None,
             },
         );
         ready.status = Some(StoreStatus {
@@ -298,6 +312,7 @@ mod tests {
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
                 plan: None,
+                release: None,
             },
         );
         let text = Metrics::default().render([&ready, &fresh, &ready.clone()].into_iter());

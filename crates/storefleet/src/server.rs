@@ -204,7 +204,15 @@ fn start_controller(
             plans: config.plans.clone(),
         },
     ));
-    let (run, cache) = controller::run(ctx);
+    let (run, cache) = controller::run(ctx.clone());
+    // The fleet rollouts of this instance, beside the store controller (they change Stores; it
+    // releases them).
+    let run = async move {
+        tokio::select! {
+            () = run => {},
+            () = crate::rollouts::controller::run(ctx) => {},
+        }
+    };
     let deps = deps.clone();
     let component = config.component;
     let ready_cache = cache.clone();
@@ -270,8 +278,12 @@ async fn shutdown_signal() {
 /// Server-side applies the CRD (forced: several processes may do this at once) and waits until the
 /// API server serves it.
 async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    install_one_crd(client, crate::rollouts::StoreRollout::crd()).await?;
+    install_one_crd(client, Store::crd()).await
+}
+
+async fn install_one_crd(client: &Client, crd: CustomResourceDefinition) -> anyhow::Result<()> {
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    let crd = Store::crd();
     let name = crd.name_any();
     crds.patch(
         &name,

@@ -157,6 +157,7 @@ mod tests {
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
                 plan: None,
+                release: None,
             },
         );
         s.metadata.resource_version = Some(version.into());

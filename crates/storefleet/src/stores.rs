@@ -240,6 +240,11 @@ impl StoreService {
         self.max_stores
     }
 
+    /// The control plane instance whose stores (and rollouts) this service serves.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// The platform's plans (requests name them; views show them).
     pub fn plans(&self) -> &PlanTable {
         &self.plans
@@ -371,6 +376,7 @@ impl StoreService {
                     // Always written: `kubectl get stores` shows it, and a later change of the
                     // platform's default plan does not resize stores made before.
                     plan: Some(self.plans.effective(new.plan.as_ref()).as_str().to_owned()),
+                    release: None,
                 },
             );
             store.metadata.labels = Some(
@@ -912,6 +918,7 @@ mod tests {
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
                 plan: None,
+                release: None,
             },
         );
         let v = view_of(&store, &urls, &PlanName::parse("small").unwrap());

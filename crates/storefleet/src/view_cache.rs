@@ -84,6 +84,7 @@ mod tests {
                 engine: Engine::Woocommerce,
                 owner: "admin".into(),
                 plan: None,
+                release: None,
             },
         );
         s.metadata.resource_version = Some(rv.into());

@@ -12,6 +12,7 @@ pub mod methods;
 pub mod openapi;
 pub mod origin;
 pub mod problem;
+pub mod rollouts;
 pub mod session;
 pub mod storefront;
 pub mod stores;
@@ -89,6 +90,23 @@ pub fn router(state: AppState) -> Router {
             get(storefront::storefront_health),
         )
         .route("/events", get(live::all_events))
+        .route(
+            "/rollouts",
+            get(rollouts::list_rollouts).post(rollouts::create_rollout),
+        )
+        .route("/rollouts/{rollout_id}", get(rollouts::get_rollout))
+        .route(
+            "/rollouts/{rollout_id}/pause",
+            post(rollouts::pause_rollout),
+        )
+        .route(
+            "/rollouts/{rollout_id}/resume",
+            post(rollouts::resume_rollout),
+        )
+        .route(
+            "/rollouts/{rollout_id}/abort",
+            post(rollouts::abort_rollout),
+        )
         .route("/me", get(me::me))
         .route_layer(middleware::from_fn_with_state(
             state.deps.clone(),

@@ -5,7 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::guard::rate_limit::TooManyRequestsResponses;
 use super::{
-    audit, credentials, events, health, live, me, problem, session, storefront, stores, users,
+    audit, credentials, events, health, live, me, problem, rollouts, session, storefront, stores,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -17,15 +18,18 @@ use super::{
         credentials::reveal, storefront::storefront_health, live::all_events, me::me, session::sign_in, session::sign_out,
         users::create_user, users::list_users, users::get_user, users::update_user,
         users::create_token, users::revoke_token,
+        rollouts::create_rollout, rollouts::list_rollouts, rollouts::get_rollout,
+        rollouts::pause_rollout, rollouts::resume_rollout, rollouts::abort_rollout,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
         stores::CreateStoreRequest, stores::UpdateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
         credentials::Credentials, me::Me, me::Role, session::SignIn, users::CreateUserRequest,
         users::UpdateUserRequest, users::CreateTokenRequest, users::UserView, users::TokenView,
         users::NewUser, users::NewToken, crate::storefront::StorefrontHealth, crate::storefront::Part,
-        crate::storefront::PartResult, crate::storefront::Failure)),
+        crate::storefront::PartResult, crate::storefront::Failure,
+        rollouts::CreateRolloutRequest, rollouts::RolloutView, rollouts::RolloutStoreView)),
     modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams, &UnavailableResponses),
-    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "health"))
+    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "health"))
 )]
 struct ApiDoc;
 

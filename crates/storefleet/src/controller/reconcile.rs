@@ -402,7 +402,16 @@ async fn provision(
                 let values = release::values(store, id, &ctx.urls, mail, &plan);
                 tracing::info!(store_id = %id, "helm upgrade --install");
                 let upgrade = !matches!(observed.release, Some(ReleaseState::Missing) | None);
-                if let Err(e) = ctx.helm.upgrade_install(id, &values, upgrade).await {
+                if let Err(e) = ctx
+                    .helm
+                    .upgrade_install(
+                        id,
+                        &values,
+                        store.spec.release.as_ref().map(|r| &r.values),
+                        upgrade,
+                    )
+                    .await
+                {
                     return helm_failed(store, id, st, ctx, "HelmFailed", &e, deadline).await;
                 }
                 // After helm, which has raised the quota. Not released until this is done: a failure

@@ -40,6 +40,8 @@ pub enum Action {
     UserUpdated,
     TokenCreated,
     TokenRevoked,
+    /// A fleet rollout: created, paused, resumed, aborted, a store rolled back, completed.
+    Rollout,
 }
 
 impl Action {
@@ -56,6 +58,7 @@ impl Action {
             Action::UserUpdated => "user_updated",
             Action::TokenCreated => "token_created",
             Action::TokenRevoked => "token_revoked",
+            Action::Rollout => "rollout",
         }
     }
 }

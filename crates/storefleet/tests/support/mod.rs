@@ -511,6 +511,8 @@ impl Server {
                 "--timeout=180s",
             ]);
         }
+        // Fleet rollouts of the instance (tests that POST /rollouts, the fuzz test among them).
+        kubectl(&["delete", "storerollouts.storefleet.dev", "-l", &selector]);
         self.kill9();
         // Whatever is left (the server died, or cleanup timed out): remove without the controller.
         testkit::force_remove_instance(&self.cluster.kubeconfig, &self.instance);
