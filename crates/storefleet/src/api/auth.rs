@@ -168,6 +168,28 @@ pub fn database_problem(e: sqlx::Error) -> Problem {
     )
 }
 
+/// Admin-only routes: members get 403 saying `why`, and the attempt is audited as theirs.
+pub(super) async fn require_admin(
+    state: &AppState,
+    caller: &Caller,
+    route: &str,
+    why: &str,
+) -> Result<(), Problem> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    state
+        .stores
+        .deny(caller, "forbidden", format!("{route}: admins only"))
+        .await;
+    Err(Problem::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "forbidden",
+        "Forbidden",
+        why,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

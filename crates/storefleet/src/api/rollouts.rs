@@ -462,19 +462,7 @@ async fn audit(state: &AppState, caller: &Caller, outcome: &str, detail: String)
 }
 
 async fn admin_only(state: &AppState, caller: &Caller, route: &str) -> Result<(), Problem> {
-    if caller.is_admin() {
-        return Ok(());
-    }
-    state
-        .stores
-        .deny(caller, "forbidden", format!("{route}: admins only"))
-        .await;
-    Err(Problem::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "Forbidden",
-        "only admins run fleet rollouts",
-    ))
+    super::auth::require_admin(state, caller, route, "only admins run fleet rollouts").await
 }
 
 #[cfg(test)]

@@ -426,19 +426,7 @@ pub async fn revoke_token(
 
 /// Members get 403 (and the attempt is audited, as theirs).
 async fn admin_only(state: &AppState, caller: &Caller, route: &str) -> Result<(), Problem> {
-    if caller.is_admin() {
-        return Ok(());
-    }
-    state
-        .stores
-        .deny(caller, "forbidden", format!("{route}: admins only"))
-        .await;
-    Err(Problem::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "Forbidden",
-        "only admins manage users and tokens",
-    ))
+    super::auth::require_admin(state, caller, route, "only admins manage users and tokens").await
 }
 
 async fn find(state: &AppState, raw: &str) -> Result<User, Problem> {
