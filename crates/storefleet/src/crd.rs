@@ -63,6 +63,28 @@ pub struct StoreSpec {
     /// platform's chart values only. A change is a new generation, so the controller upgrades.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<StoreRelease>,
+    /// The store's own domains, besides `<id>.<base-domain>` (`crate::domains`): set through
+    /// `PUT /stores/{id}/domains/{domain}`, already validated (IDNA, lowercase, public suffix rules)
+    /// and claimed. A change is a new generation, so the controller upgrades (routes, certificates,
+    /// WordPress's home URL for the primary one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub domains: Vec<StoreDomain>,
+}
+
+/// One of a store's own domains as the release sees it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreDomain {
+    /// The domain in ASCII (punycode), lowercase, no trailing dot.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// WordPress's `home`/`siteurl` use this domain; the platform host stays an alias.
+    #[serde(default)]
+    pub primary: bool,
 }
 
 /// A rollout target as a store runs it.
@@ -257,6 +279,7 @@ mod tests {
                 owner: "a".into(),
                 plan: None,
                 release: None,
+                domains: Vec::new(),
             },
         );
         assert_eq!(store.instance(), DEFAULT_INSTANCE);

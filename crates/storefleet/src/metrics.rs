@@ -299,6 +299,7 @@ mod tests {
                 owner: "admin".into(),
                 plan: None,
                 release: None,
+                domains: Vec::new(),
             },
         );
         ready.status = Some(StoreStatus {
@@ -313,6 +314,7 @@ mod tests {
                 owner: "admin".into(),
                 plan: None,
                 release: None,
+                domains: Vec::new(),
             },
         );
         let text = Metrics::default().render([&ready, &fresh, &ready.clone()].into_iter());

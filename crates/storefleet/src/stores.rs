@@ -377,6 +377,7 @@ impl StoreService {
                     // platform's default plan does not resize stores made before.
                     plan: Some(self.plans.effective(new.plan.as_ref()).as_str().to_owned()),
                     release: None,
+                    domains: Vec::new(),
                 },
             );
             store.metadata.labels = Some(
@@ -919,6 +920,7 @@ mod tests {
                 owner: "admin".into(),
                 plan: None,
                 release: None,
+                domains: Vec::new(),
             },
         );
         let v = view_of(&store, &urls, &PlanName::parse("small").unwrap());

@@ -85,6 +85,7 @@ mod tests {
                 owner: "admin".into(),
                 plan: None,
                 release: None,
+                domains: Vec::new(),
             },
         );
         s.metadata.resource_version = Some(rv.into());
