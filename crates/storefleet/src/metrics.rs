@@ -1,7 +1,10 @@
-//! Prometheus metrics (`GET /metrics`). Stores by phase are counted from the controller's cache at
-//! scrape time (so they cannot drift from what the controller sees); everything else is recorded
-//! where it happens: provisioning and Helm durations by the controller, HTTP by a middleware.
-use std::sync::Arc;
+//! Prometheus metrics (`GET /metrics`). Stores by phase and by release are counted from the
+//! controller's cache at scrape time (so they cannot drift from what the controller sees);
+//! everything else is recorded where it happens: provisioning and Helm durations by the controller,
+//! HTTP by a middleware.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -22,6 +25,21 @@ use crate::crd::{Phase, Store};
 struct PhaseLabels {
     phase: &'static str,
 }
+
+/// What a store is released with. Bounded by the chart versions and rollout targets in use, never
+/// by the number of stores: every store on the same target shares one series.
+/// `chart_version` is the chart this control plane installs: the Store records no chart version
+/// of its own, so a store last released by an older control plane (and not upgraded since) is
+/// counted under the current one. Its target, from the Store's spec, is exact.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReleaseLabels {
+    chart_version: String,
+    target: String,
+}
+
+/// The `target` label of a store on the platform's values only (no rollout moved it). Not a valid
+/// target name (those are lowercase DNS-like), so it cannot collide with one.
+pub const NO_TARGET: &str = "(platform)";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HelmLabels {
@@ -86,6 +104,12 @@ fn http_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     stores: Family<PhaseLabels, Gauge>,
+    stores_by_release: Family<ReleaseLabels, Gauge>,
+    /// Held while `stores_by_release` is cleared and refilled, so two scrapes at once cannot
+    /// interleave and show a half-empty family.
+    by_release_refill: Mutex<()>,
+    /// The store chart's `version` (Chart.yaml) this control plane installs and upgrades with.
+    chart_version: String,
     provisioning: Histogram,
     helm: Histograms<HelmLabels>,
     reconcile_errors: Family<ReasonLabels, Counter>,
@@ -99,12 +123,42 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(UNKNOWN_CHART_VERSION.into())
+    }
+}
+
+/// The `chart_version` label when the chart's version could not be read.
+const UNKNOWN_CHART_VERSION: &str = "unknown";
+
+/// The `version` of the store chart at `chart` (its Chart.yaml), read once at startup: the chart
+/// a running control plane installs does not change under it.
+pub fn chart_version(chart: &Path) -> String {
+    #[derive(serde::Deserialize)]
+    struct ChartYaml {
+        version: String,
+    }
+    std::fs::read_to_string(chart.join("Chart.yaml"))
+        .ok()
+        .and_then(|text| serde_yaml::from_str::<ChartYaml>(&text).ok())
+        .map_or_else(|| UNKNOWN_CHART_VERSION.into(), |c| c.version)
+}
+
+impl Metrics {
+    /// `chart_version`: the store chart's version (see [`chart_version`]).
+    pub fn new(chart_version: String) -> Self {
         let mut registry = Registry::with_prefix("storefleet");
         let stores = Family::<PhaseLabels, Gauge>::default();
         registry.register(
             "stores",
             "Stores of this control plane instance, by phase",
             stores.clone(),
+        );
+        let stores_by_release = Family::<ReleaseLabels, Gauge>::default();
+        registry.register(
+            "stores_by_release",
+            "Stores of this control plane instance by the store chart version this control plane \
+             installs and the rollout target in their spec ((platform): none)",
+            stores_by_release.clone(),
         );
         let provisioning = provisioning_histogram();
         registry.register_with_unit(
@@ -170,6 +224,9 @@ impl Default for Metrics {
         Self {
             registry,
             stores,
+            stores_by_release,
+            by_release_refill: Mutex::new(()),
+            chart_version,
             provisioning,
             helm,
             reconcile_errors,
@@ -244,7 +301,15 @@ impl Metrics {
 
     pub fn render<'a>(&self, stores: impl Iterator<Item = &'a Store>) -> String {
         let mut counts = [0i64; Phase::ALL.len()];
+        // One pass over the cache for both families; a map keyed by target, not by store.
+        let mut by_target: BTreeMap<&str, i64> = BTreeMap::new();
         for store in stores {
+            let target = store
+                .spec
+                .release
+                .as_ref()
+                .map_or(NO_TARGET, |r| r.target.as_str());
+            *by_target.entry(target).or_default() += 1;
             let phase = if store.is_deleting() {
                 Phase::Deleting
             } else {
@@ -263,7 +328,24 @@ impl Metrics {
                 .set(count);
         }
         let mut text = String::new();
-        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        {
+            // Cleared first: a target no store runs any more disappears instead of staying at 0
+            // forever (targets come and go with rollouts; phases are a fixed set).
+            let _refill = self
+                .by_release_refill
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.stores_by_release.clear();
+            for (target, count) in by_target {
+                self.stores_by_release
+                    .get_or_create(&ReleaseLabels {
+                        chart_version: self.chart_version.clone(),
+                        target: target.to_owned(),
+                    })
+                    .set(count);
+            }
+            encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        }
         text
     }
 }
@@ -330,6 +412,54 @@ mod tests {
             text.contains(r#"storefleet_stores{phase="Failed"} 0"#),
             "{text}"
         );
+    }
+
+    fn store(id: &str, target: Option<&str>) -> Store {
+        Store::new(
+            id,
+            StoreSpec {
+                name: None,
+                engine: Engine::Woocommerce,
+                owner: "admin".into(),
+                plan: None,
+                release: target.map(|t| crate::crd::StoreRelease {
+                    target: t.into(),
+                    values: serde_json::json!({}),
+                }),
+                domains: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn counts_stores_by_release_and_forgets_targets_no_store_runs() {
+        let m = Metrics::new("0.1.0".into());
+        let (a, b, c) = (
+            store("store-000001", None),
+            store("store-000002", Some("wp-6.9")),
+            store("store-000003", Some("wp-6.9")),
+        );
+        let text = m.render([&a, &b, &c].into_iter());
+        for line in [
+            "# TYPE storefleet_stores_by_release gauge",
+            r#"storefleet_stores_by_release{chart_version="0.1.0",target="(platform)"} 1"#,
+            r#"storefleet_stores_by_release{chart_version="0.1.0",target="wp-6.9"} 2"#,
+        ] {
+            assert!(text.contains(line), "no `{line}` in:\n{text}");
+        }
+        let text = m.render([&a].into_iter());
+        assert!(!text.contains(r#"target="wp-6.9""#), "{text}");
+    }
+
+    #[test]
+    fn reads_the_chart_version_of_the_store_chart() {
+        let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/store");
+        let version = chart_version(&chart);
+        assert!(
+            version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "{version}"
+        );
+        assert_eq!(chart_version(Path::new("/nonexistent")), "unknown");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let db = Database::connect(&config.database_url).await?;
     let deps = Arc::new(Dependencies::default());
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(crate::metrics::chart_version(&config.chart)));
     let mut tasks = tokio::task::JoinSet::new();
     {
         let (deps, client, db) = (deps.clone(), client.clone(), db.clone());

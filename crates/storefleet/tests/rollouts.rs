@@ -85,6 +85,24 @@ async fn wordpress_image(server: &Server, id: &str) -> String {
         .to_owned()
 }
 
+async fn metrics(server: &Server) -> String {
+    server
+        .req(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `storefleet_stores_by_release` of `target`, for the store chart in the repository.
+fn by_release(target: &str) -> String {
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/store");
+    let version = storefleet::metrics::chart_version(std::path::Path::new(chart));
+    format!(r#"storefleet_stores_by_release{{chart_version="{version}",target="{target}"}}"#)
+}
+
 async fn wait_rollout(server: &Server, id: &str, phase: &str) -> Value {
     testkit::wait_for(
         &format!("rollout {id} to be {phase}"),
@@ -225,18 +243,17 @@ async fn a_broken_image_stops_at_the_canary_which_is_rolled_back() {
             .any(|e| e["action"] == "rollout" && e["outcome"] == "rolled_back"),
         "{audit:#?}"
     );
-    let metrics = server
-        .req(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&server).await;
     assert!(
         metrics.contains("storefleet_rollout_rollbacks_total 1"),
         "{metrics}"
     );
+    // Rolled back: every store counted on the platform's values, none on the broken target.
+    assert!(
+        metrics.contains(&format!("{} 3\n", by_release("(platform)"))),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&by_release("wp-broken")), "{metrics}");
     let table = testkit::run_ok(
         server
             .cluster
@@ -291,6 +308,11 @@ async fn a_good_change_moves_every_store_in_batches_within_max_unavailable() {
     };
     let server = Server::start("rollout-good", options).await;
     let ids = create_stores(&server, 6).await;
+    let text = metrics(&server).await;
+    assert!(
+        text.contains(&format!("{} 6\n", by_release("(platform)"))),
+        "{text}"
+    );
     let (most_down, watch) = watch_unavailable(&server);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
@@ -369,6 +391,13 @@ async fn a_good_change_moves_every_store_in_batches_within_max_unavailable() {
             history(&server, id)
         );
     }
+    // Stores per target: all six on the new one, none left on the platform's values.
+    let text = metrics(&server).await;
+    assert!(
+        text.contains(&format!("{} 6\n", by_release("wp-6.8.3-r2"))),
+        "{text}"
+    );
+    assert!(!text.contains(&by_release("(platform)")), "{text}");
     let (status, list) = server.get_json("/rollouts").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
