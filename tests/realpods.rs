@@ -1036,3 +1036,217 @@ async fn store_mail_reaches_a_real_smtp_server() {
     .await;
     println!("{id}: deleted");
 }
+
+/// The image of a component's running, ready pod's main container (`wordpress`, `mariadb`).
+async fn pod_image(client: &Client, ns: &str, component: &str) -> Option<String> {
+    let (name, _) = ready_pod(client, ns, component).await?;
+    let pod = Api::<Pod>::namespaced(client.clone(), ns)
+        .get(&name)
+        .await
+        .ok()?;
+    pod.spec?
+        .containers
+        .into_iter()
+        .find(|c| c.name == component)?
+        .image
+}
+
+/// Polls `GET /rollouts/{id}` until its phase is `phase`; fails early on another final phase.
+async fn wait_rollout(api: &ControlPlane, id: &str, phase: &str) -> Value {
+    wait_for(&format!("rollout {id} {phase}"), READY_TIMEOUT, || async {
+        let (status, body) = api
+            .call(reqwest::Method::GET, &format!("/rollouts/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "GET /rollouts/{id}: {body}");
+        let now = body["phase"].as_str().unwrap_or_default();
+        assert!(
+            now == phase || !matches!(now, "Completed" | "Aborted"),
+            "rollout {id} is {now}, not {phase}: {body:#}"
+        );
+        (now == phase).then_some(body)
+    })
+    .await
+}
+
+async fn start_rollout(api: &ControlPlane, target: &str, tag: &str) -> String {
+    let (status, created) = api
+        .call(
+            reqwest::Method::POST,
+            "/rollouts",
+            Some(json!({
+                "target": target,
+                "values": {"wordpress": {"image": {"tag": tag}}},
+                // Real MariaDB and Apache on a busy 2-core machine: generous.
+                "gate_timeout_seconds": 420,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "POST /rollouts: {created}");
+    created["rollout_id"].as_str().unwrap().to_owned()
+}
+
+/// Issue 15: a post survives a WordPress image change through a fleet rollout, and a rollout to an
+/// image that does not exist is rolled back with the post still there.
+///
+/// Honest scope: `storefleet.local/wordpress:realpods-next` is the *same build* as
+/// `wordpress:realpods` under a third name (images/wordpress/image.conf `EXTRA_NAMES`): no second
+/// WordPress release can be had here. What this proves is that a rollout replaces the store's pod
+/// with the image the target names, the gate waits for real readiness probes, and the store's data
+/// (MariaDB rows, the WordPress volume) survives the new pod; not that WordPress upgrades its schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_survives_a_wordpress_image_change_through_a_rollout() {
+    if skip() {
+        return;
+    }
+    const OLD_IMAGE: &str = "storefleet.local/wordpress:realpods";
+    const NEW_IMAGE: &str = "storefleet.local/wordpress:realpods-next";
+    let _one_at_a_time = REAL_PODS.lock().await;
+    let cluster = realpods_cluster().await;
+    let client = cluster.client.clone();
+    let api = ControlPlane::start(&cluster, &[]).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let run = format!("{:x}", std::process::id());
+    let title = format!("Rollout shop {run}");
+    let (status, store) = api
+        .call(
+            reqwest::Method::POST,
+            "/stores",
+            Some(json!({ "name": title })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "POST /stores: {store}");
+    let id = store["store_id"].as_str().expect("store_id").to_owned();
+    let _leftovers = LeftoverGuard {
+        kubeconfig: cluster.kubeconfig.clone(),
+        namespaces: vec![id.clone()],
+    };
+    let site = Site {
+        id: id.clone(),
+        title,
+    };
+    // Ready on its current spec, with `spec.release.target` as given (None: platform values).
+    let ready_on = |target: Option<&'static str>| {
+        let (api, id, cluster) = (&api, id.clone(), &cluster);
+        async move {
+            wait_for(
+                &format!("{id} Ready on {target:?}"),
+                READY_TIMEOUT,
+                || async {
+                    let (status, store) = api
+                        .call(reqwest::Method::GET, &format!("/stores/{id}"), None)
+                        .await;
+                    assert_eq!(status, StatusCode::OK, "GET /stores/{id}: {store}");
+                    let store_cr = cluster_store(cluster, &id);
+                    let on = store_cr["spec"]["release"]["target"]
+                        .as_str()
+                        .map(str::to_owned);
+                    (store["status"] == "Ready" && on.as_deref() == target).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    ready_on(None).await;
+    assert_eq!(
+        pod_image(&client, &id, "wordpress").await.as_deref(),
+        Some(OLD_IMAGE)
+    );
+
+    let post = format!("Rollout post {run}");
+    publish_post(&site, &client, &http, &post).await;
+    let post_served = || async {
+        wait_for(&format!("{id} serving the post"), TIMEOUT, || async {
+            site.home(&client, &http)
+                .await
+                .filter(|b| b.contains(&post) && site.shows_title(b))
+        })
+        .await
+    };
+    post_served().await;
+
+    // The good change: the rollout moves the store (its only one, the canary) to the new image.
+    let started = Instant::now();
+    let rollout = start_rollout(&api, "wp-realpods-next", "realpods-next").await;
+    let done = wait_rollout(&api, &rollout, "Completed").await;
+    assert_eq!(done["progress"], "1/1", "{done:#}");
+    assert_eq!(done["stores"][0]["step"], "Upgraded", "{done:#}");
+    println!(
+        "{id}: rollout to realpods-next completed in {:.0?}",
+        started.elapsed()
+    );
+    ready_on(Some("wp-realpods-next")).await;
+    assert_eq!(
+        pod_image(&client, &id, "wordpress").await.as_deref(),
+        Some(NEW_IMAGE),
+        "the rollout did not replace the WordPress pod with the new image"
+    );
+    post_served().await;
+    println!("{id}: the post survived the move to {NEW_IMAGE}");
+
+    // The bad change: an image nobody built. The gate sees the pull fail (nothing can be pulled
+    // here), the store is rolled back to the revision it ran (realpods-next), the rollout pauses.
+    let started = Instant::now();
+    let broken = start_rollout(&api, "wp-missing", "realpods-missing").await;
+    let paused = wait_rollout(&api, &broken, "Paused").await;
+    let message = paused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("wordpress.image.tag=realpods-missing") && message.contains(&id),
+        "{paused:#}"
+    );
+    assert_eq!(paused["stores"][0]["step"], "RolledBack", "{paused:#}");
+    println!(
+        "{id}: rollout to a missing image paused in {:.0?}: {message}",
+        started.elapsed()
+    );
+    ready_on(Some("wp-realpods-next")).await;
+    assert_eq!(
+        pod_image(&client, &id, "wordpress").await.as_deref(),
+        Some(NEW_IMAGE),
+        "not back on the image it ran before"
+    );
+    post_served().await;
+    let history = run_ok(cluster.helm().args(["history", &id, "-n", &id]));
+    let back_to = format!("Rollback to {}", paused["stores"][0]["previous_revision"]);
+    assert!(history.contains(&back_to), "no {back_to:?} in:\n{history}");
+    println!("{id}: rolled back, the post is still there");
+
+    // Abort the paused one (so it holds nothing), then delete the store and both rollouts.
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/rollouts/{broken}/abort"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "abort: {body}");
+    wait_rollout(&api, &broken, "Aborted").await;
+    let (status, body) = api
+        .call(reqwest::Method::DELETE, &format!("/stores/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "DELETE /stores/{id}: {body}");
+    wait_for(&format!("{id} gone"), TIMEOUT, || async {
+        let ns = Api::<Namespace>::all(client.clone())
+            .get_opt(&id)
+            .await
+            .unwrap();
+        ns.is_none().then_some(())
+    })
+    .await;
+    run_ok(cluster.kubectl().args([
+        "delete",
+        "storerollout",
+        &rollout,
+        &broken,
+        "--ignore-not-found",
+    ]));
+}
+
+/// The Store object as the cluster has it (its spec says which target it runs).
+fn cluster_store(cluster: &Cluster, id: &str) -> Value {
+    let out = run_ok(cluster.kubectl().args(["get", "store", id, "-o", "json"]));
+    serde_json::from_str(&out).expect("Store JSON")
+}
