@@ -65,6 +65,9 @@ export const api = {
     request('POST', '/stores', { body: { name: name || null, engine }, headers: { 'Idempotency-Key': randomKey() } }),
   deleteStore: (id) => request('DELETE', `/stores/${encodeURIComponent(id)}`),
   credentials: (id) => request('GET', `/stores/${encodeURIComponent(id)}/credentials`),
+  rollouts: () => request('GET', '/rollouts'),
+  // verb: pause, resume or abort
+  rolloutAction: (id, verb) => request('POST', `/rollouts/${encodeURIComponent(id)}/${verb}`),
   audit: (storeId) => {
     const query = new URLSearchParams({ limit: '200' });
     if (storeId) query.set('store_id', storeId);

@@ -1,4 +1,4 @@
-// The dashboard's entry point: state, routing (#/stores, #/stores/<id>, #/audit?store=<id>), sign-in
+// The dashboard's entry point: state, routing (#/stores, #/stores/<id>, #/audit?store=<id>, #/rollouts), sign-in
 // and the live stream. Every change of a store arrives as an event; nothing polls.
 import { api, setUnauthorizedHandler } from './api.js';
 import { $, announce, setText } from './dom.js';
@@ -7,8 +7,9 @@ import { initSignIn, showSignIn } from './signin.js';
 import { initStores, renderStores, renderQuota, refreshAges } from './stores.js';
 import { initStore, renderStore } from './store.js';
 import { initAudit, loadAudit, suggestStores } from './audit.js';
+import { initRollouts, loadRollouts, allowRollouts } from './rollouts.js';
 
-const VIEWS = ['signin', 'stores', 'store', 'audit'];
+const VIEWS = ['signin', 'stores', 'store', 'audit', 'rollouts'];
 
 const state = {
   me: null,
@@ -56,6 +57,7 @@ function parseRoute() {
   const store = path.match(/^\/stores\/([^/]+)$/);
   if (store) return { view: 'store', id: decodeURIComponent(store[1]) };
   if (path === '/audit') return { view: 'audit', store: params.get('store') ?? '' };
+  if (path === '/rollouts') return { view: 'rollouts' };
   return { view: 'stores' };
 }
 
@@ -75,9 +77,10 @@ function route() {
   const changed = JSON.stringify(next) !== JSON.stringify(state.route);
   state.route = next;
   show(next.view);
-  const titles = { stores: 'Stores', store: 'Store', audit: 'Audit log' };
+  const titles = { stores: 'Stores', store: 'Store', audit: 'Audit log', rollouts: 'Fleet rollouts' };
   document.title = `${titles[next.view]} · Storefleet`;
   if (next.view === 'audit') loadAudit(next.store);
+  if (next.view === 'rollouts' && changed) loadRollouts();
   render();
   // After a navigation, start keyboard and screen reader users at the new page's heading.
   if (changed) {
@@ -148,6 +151,7 @@ function signedIn(me) {
   $('nav').hidden = false;
   $('account').hidden = false;
   setText('who', `${me.user} (${me.role})`);
+  allowRollouts(me);
   startLive();
   route();
 }
@@ -176,6 +180,7 @@ async function boot() {
   initStores(ctx);
   initStore(ctx);
   initAudit(ctx);
+  initRollouts(ctx);
   window.addEventListener('hashchange', route);
   $('sign-out').addEventListener('click', async () => {
     try {
