@@ -8,6 +8,8 @@
 //! `scripts/smtp-sink`) on the node's bridge, WordPress core's lost-password mail arrives there with
 //! the platform's From, to the admin; without a relay the store says `MailConfigured=False/NoRelay`
 //! and WordPress says the mail could not be sent.
+//! Fleet rollouts (issue 15): a post survives a rollout to another WordPress image name (the same
+//! build under a third name, see the test), and a rollout to a missing image is rolled back.
 //!
 //! `scripts/test` runs it (after `scripts/testcluster up --real-pods`); by hand it skips unless
 //! `STOREFLEET_REAL_PODS=1`. Run:
