@@ -208,6 +208,20 @@ async fn metrics_and_logs_follow_a_store_from_request_to_gone() {
         Some(1.0)
     );
     assert_eq!(m.types["storefleet_stores"], "gauge");
+    // Stores by release: the new store on the platform's values, under the chart it was installed with.
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/store");
+    let version = storefleet::metrics::chart_version(&chart);
+    assert_eq!(m.types["storefleet_stores_by_release"], "gauge");
+    assert_eq!(
+        m.value(
+            "storefleet_stores_by_release",
+            &[
+                ("chart_version", version.as_str()),
+                ("target", "(platform)")
+            ]
+        ),
+        Some(1.0)
+    );
 
     let (status, _) = server.delete_store(&id).await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -222,6 +236,14 @@ async fn metrics_and_logs_follow_a_store_from_request_to_gone() {
             "{phase}\n{text}"
         );
     }
+
+    // No store, no series: the family does not keep a target at 0 for ever.
+    assert!(
+        !m.samples
+            .iter()
+            .any(|s| s.name == "storefleet_stores_by_release"),
+        "{text}"
+    );
 
     // Provisioning duration: observed once, when the store turned Ready.
     let family = "storefleet_store_provisioning_duration_seconds";
