@@ -13,13 +13,16 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
+};
 use tokio::io::AsyncRead;
 
 use super::manifest::PartName;
@@ -101,6 +104,17 @@ impl BackupStore {
             }
             Target::S3(s3) => {
                 let mut b = AmazonS3Builder::from_env()
+                    // Bounded: an unreachable server must end a backup as Failed with the reason
+                    // within seconds, not after object_store's default of three minutes of retries
+                    // (the next scheduled backup tries again).
+                    .with_retry(RetryConfig {
+                        max_retries: 3,
+                        retry_timeout: Duration::from_secs(20),
+                        backoff: BackoffConfig::default(),
+                    })
+                    .with_client_options(
+                        ClientOptions::new().with_connect_timeout(Duration::from_secs(5)),
+                    )
                     .with_bucket_name(&s3.bucket)
                     .with_region(&s3.region)
                     .with_virtual_hosted_style_request(!s3.path_style)
