@@ -222,7 +222,7 @@ replaces the platform's whole (a merge could only add to it).
 {{- $routing := get $values "routing" | default dict -}}
 {{- if not (hasKey $routing "gateway") -}}
 {{- $sections := .Values.routing.gateway.sectionNames -}}
-{{- $gateway := dict "name" (include "storefleet.gatewayName" .) "namespace" (include "storefleet.gatewayNamespace" .) "sectionName" $sections.storesHttp "httpsSectionName" $sections.storesHttps -}}
+{{- $gateway := dict "name" (include "storefleet.gatewayName" .) "namespace" (include "storefleet.gatewayNamespace" .) "sectionName" $sections.storesHttp "httpsSectionName" $sections.storesHttps "listenerPorts" (dict "http" .Values.routing.gateway.httpPort "https" .Values.routing.gateway.httpsPort) -}}
 {{- $_ := set $routing "gateway" $gateway -}}
 {{- $_ := set $values "routing" $routing -}}
 {{- end -}}
