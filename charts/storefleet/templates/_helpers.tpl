@@ -166,6 +166,11 @@ storefleet.dev/instance: {{ .Values.instance | quote }}
 # Where the image puts the store chart (Dockerfile).
 - { name: STOREFLEET_CHART, value: /opt/storefleet/charts/store }
 - { name: STOREFLEET_MAX_STORES, value: {{ .Values.maxStores | quote }} }
+# A store's own domains: how many, and where their DNS must point (empty: not checked).
+- { name: STOREFLEET_MAX_DOMAINS_PER_STORE, value: {{ .Values.domains.maxPerStore | quote }} }
+{{- with .Values.domains.publicAddresses }}
+- { name: STOREFLEET_PUBLIC_ADDRESS, value: {{ join "," . | quote }} }
+{{- end }}
 - { name: STOREFLEET_DATABASE_URL, value: "sqlite:///data/storefleet.db" }
 - { name: STOREFLEET_INSTANCE, value: {{ .Values.instance | quote }} }
 - { name: STOREFLEET_LOG_FORMAT, value: {{ .Values.logFormat | quote }} }

@@ -180,7 +180,13 @@ mod tests {
     fn secret_name_and_issuer_are_required() {
         let doc = serde_json::to_value(Certificate::crd()).unwrap();
         let spec = &doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
-        assert_eq!(spec["required"], serde_json::json!(["issuerRef", "secretName"]));
-        assert_eq!(spec["properties"]["issuerRef"]["required"], serde_json::json!(["name"]));
+        assert_eq!(
+            spec["required"],
+            serde_json::json!(["issuerRef", "secretName"])
+        );
+        assert_eq!(
+            spec["properties"]["issuerRef"]["required"],
+            serde_json::json!(["name"])
+        );
     }
 }

@@ -118,7 +118,11 @@ pub struct ServeArgs {
     pub max_domains_per_store: u32,
     /// The platform's public addresses (repeat, or comma-separated): a store's own domain must
     /// resolve to these (and only these) before it counts as set up. Unset: DNS is not checked.
-    #[arg(long = "public-address", env = "STOREFLEET_PUBLIC_ADDRESS", value_delimiter = ',')]
+    #[arg(
+        long = "public-address",
+        env = "STOREFLEET_PUBLIC_ADDRESS",
+        value_delimiter = ','
+    )]
     pub public_addresses: Vec<std::net::IpAddr>,
     /// Server-side apply the Store CRD at start and wait until it is Established (tests, development).
     #[arg(long, env = "STOREFLEET_INSTALL_CRD", default_value_t = false)]

@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::guard::rate_limit::TooManyRequestsResponses;
 use super::{
-    audit, credentials, domains, events, health, live, me, problem, rollouts, session, storefront, stores,
-    users,
+    audit, credentials, domains, events, health, live, me, problem, rollouts, session, storefront,
+    stores, users,
 };
 
 #[derive(OpenApi)]

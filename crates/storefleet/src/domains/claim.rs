@@ -72,7 +72,10 @@ pub async fn release(client: &Client, domain: &str, store: &str) -> kube::Result
     delete_exactly(&api, &claim).await
 }
 
-pub(super) async fn delete_exactly(api: &Api<DomainClaim>, claim: &DomainClaim) -> kube::Result<bool> {
+pub(super) async fn delete_exactly(
+    api: &Api<DomainClaim>,
+    claim: &DomainClaim,
+) -> kube::Result<bool> {
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: claim.uid(),

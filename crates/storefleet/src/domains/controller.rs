@@ -117,7 +117,11 @@ async fn resolve(domain: &str) -> Dns {
 
 /// The Certificate the store chart makes for `domain` (see [`certificate_name`]).
 async fn certificate(client: &Client, store: &str, domain: &str) -> kube::Result<Certificate> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "cert-manager.io",
+        "v1",
+        "Certificate",
+    ));
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), store, &resource);
     let object = match api.get_opt(&certificate_name(domain)).await {
         Ok(Some(o)) => o,
@@ -148,16 +152,17 @@ async fn certificate(client: &Client, store: &str, domain: &str) -> kube::Result
 /// 253 bytes plus a suffix would not be a valid object name.
 pub fn certificate_name(domain: &str) -> String {
     use sha2::{Digest, Sha256};
-    format!("domain-{}", &hex::encode(Sha256::digest(domain.as_bytes()))[..10])
+    format!(
+        "domain-{}",
+        &hex::encode(Sha256::digest(domain.as_bytes()))[..10]
+    )
 }
 
 fn older_than(c: &DomainClaim, age: Duration) -> bool {
-    c.metadata.creation_timestamp.as_ref().is_some_and(|t| {
-        Timestamp::now()
-            .duration_since(t.0)
-            .unsigned_abs()
-            > age
-    })
+    c.metadata
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|t| Timestamp::now().duration_since(t.0).unsigned_abs() > age)
 }
 
 #[cfg(test)]
@@ -167,8 +172,14 @@ mod tests {
     #[test]
     fn certificate_names_are_short_and_stable() {
         // The same as the chart's `sha256sum | trunc 10` (checked against helm in tests/domains.rs).
-        assert_eq!(certificate_name("shop.example.com"), certificate_name("shop.example.com"));
+        assert_eq!(
+            certificate_name("shop.example.com"),
+            certificate_name("shop.example.com")
+        );
         assert_eq!(certificate_name("shop.example.com").len(), 17);
-        assert_ne!(certificate_name("a.example.com"), certificate_name("b.example.com"));
+        assert_ne!(
+            certificate_name("a.example.com"),
+            certificate_name("b.example.com")
+        );
     }
 }

@@ -24,7 +24,9 @@ pub enum DomainNameError {
     Empty,
     #[error("`{0}` is a wildcard; add each name on its own")]
     Wildcard(String),
-    #[error("`{0}` is not a valid domain name (IDNA: letters, digits and `-` per label, labels of 1 to 63 bytes, at most 253 bytes in all)")]
+    #[error(
+        "`{0}` is not a valid domain name (IDNA: letters, digits and `-` per label, labels of 1 to 63 bytes, at most 253 bytes in all)"
+    )]
     Invalid(String),
     #[error("`{0}` has only one label; give the full domain, e.g. `shop.example.com`")]
     SingleLabel(String),
@@ -137,10 +139,7 @@ mod tests {
             DomainNameError::UnknownSuffix(_)
         ));
         // Wildcards, single labels, empty labels.
-        assert!(matches!(
-            err("*.example.com"),
-            DomainNameError::Wildcard(_)
-        ));
+        assert!(matches!(err("*.example.com"), DomainNameError::Wildcard(_)));
         assert!(matches!(err("com"), DomainNameError::SingleLabel(_)));
         assert!(matches!(err("localhost"), DomainNameError::SingleLabel(_)));
         assert_eq!(err(""), DomainNameError::Empty);
@@ -187,7 +186,9 @@ mod tests {
                 left = left.saturating_sub(n + 1);
             }
             let name = format!("{}{tail}", labels.join("."));
-            name[name.len() - total..].trim_start_matches('.').to_owned()
+            name[name.len() - total..]
+                .trim_start_matches('.')
+                .to_owned()
         };
         let max = long(253);
         assert_eq!(max.len(), 253);
@@ -212,9 +213,6 @@ mod tests {
         assert!(e.to_string().contains("*.example.com"), "{e}");
         let d = DomainName::parse("bücher.com", BASE).unwrap();
         assert_eq!(d.unicode(), "bücher.com");
-        assert_eq!(
-            DomainName::parse_stored("xn--bcher-kva.com"),
-            Some(d)
-        );
+        assert_eq!(DomainName::parse_stored("xn--bcher-kva.com"), Some(d));
     }
 }

@@ -111,14 +111,22 @@ impl DomainService {
     }
 
     /// The store's domains, primary first, then by name, with their state.
-    pub async fn list(&self, caller: &Caller, id: &StoreId) -> Result<Vec<DomainView>, DomainsError> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        id: &StoreId,
+    ) -> Result<Vec<DomainView>, DomainsError> {
         let store = self.visible_store(caller, id).await?;
         let mut out = Vec::new();
         for d in &store.spec.domains {
             let claim = claim::api(&self.client).get_opt(&d.name).await?;
             out.push(view(d, claim.as_ref()));
         }
-        out.sort_by(|a, b| b.primary.cmp(&a.primary).then_with(|| a.domain.cmp(&b.domain)));
+        out.sort_by(|a, b| {
+            b.primary
+                .cmp(&a.primary)
+                .then_with(|| a.domain.cmp(&b.domain))
+        });
         Ok(out)
     }
 
@@ -134,19 +142,31 @@ impl DomainService {
         let domain = match DomainName::parse(raw, &self.settings.base_domain) {
             Ok(d) => d,
             Err(e) => {
-                self.deny(caller, &store, "invalid-domain", e.to_string()).await;
+                self.deny(caller, &store, "invalid-domain", e.to_string())
+                    .await;
                 return Err(e.into());
             }
         };
-        if let Some(existing) = store.spec.domains.iter().find(|d| d.name == domain.as_str()) {
+        if let Some(existing) = store
+            .spec
+            .domains
+            .iter()
+            .find(|d| d.name == domain.as_str())
+        {
             if existing.primary == primary {
                 let claim = claim::api(&self.client).get_opt(domain.as_str()).await?;
                 return Ok(Put::Kept(view(existing, claim.as_ref())));
             }
             let updated = self.write(id, &domain, Change::Primary(primary)).await?;
-            self.record(caller, &store, "domain-primary", format!(
-                "domain {domain}: primary {}", if primary { "on" } else { "off" }
-            ))
+            self.record(
+                caller,
+                &store,
+                "domain-primary",
+                format!(
+                    "domain {domain}: primary {}",
+                    if primary { "on" } else { "off" }
+                ),
+            )
             .await;
             return Ok(Put::Kept(self.view_of(&updated, &domain).await?));
         }
@@ -155,7 +175,8 @@ impl DomainService {
             Claimed::Taken => {
                 let why = DomainsError::Taken(domain.to_string());
                 // The refusal names the domain, never the store that holds it.
-                self.deny(caller, &store, "domain-taken", why.to_string()).await;
+                self.deny(caller, &store, "domain-taken", why.to_string())
+                    .await;
                 return Err(why);
             }
             Claimed::New(c) => Some(c),
@@ -177,7 +198,8 @@ impl DomainService {
                     tracing::warn!(store_id = %id, domain = %domain, "releasing the claim after a failed add: {undo}");
                 }
                 if let DomainsError::LimitReached { .. } = e {
-                    self.deny(caller, &store, "domain-limit", e.to_string()).await;
+                    self.deny(caller, &store, "domain-limit", e.to_string())
+                        .await;
                 }
                 Err(e)
             }
@@ -186,7 +208,12 @@ impl DomainService {
 
     /// Removes `raw` from the store: its spec first (the route loses the name at the next
     /// release), then the claim (another store may take the name).
-    pub async fn remove(&self, caller: &Caller, id: &StoreId, raw: &str) -> Result<(), DomainsError> {
+    pub async fn remove(
+        &self,
+        caller: &Caller,
+        id: &StoreId,
+        raw: &str,
+    ) -> Result<(), DomainsError> {
         let store = self.visible_store(caller, id).await?;
         // A name that does not parse is no domain of this store: 404 as for any other.
         let not_found = || DomainsError::NotFound {
@@ -201,8 +228,13 @@ impl DomainService {
         }
         self.write(id, &domain, Change::Remove).await?;
         claim::release(&self.client, domain.as_str(), id.as_str()).await?;
-        self.record(caller, &store, "domain-removed", format!("domain {domain} removed"))
-            .await;
+        self.record(
+            caller,
+            &store,
+            "domain-removed",
+            format!("domain {domain} removed"),
+        )
+        .await;
         Ok(())
     }
 
@@ -225,14 +257,20 @@ impl DomainService {
         let max = self.settings.max_per_store;
         if store.spec.domains.len() >= max as usize {
             let e = DomainsError::LimitReached { max };
-            self.deny(caller, store, "domain-limit", e.to_string()).await;
+            self.deny(caller, store, "domain-limit", e.to_string())
+                .await;
             return Err(e);
         }
         Ok(())
     }
 
     /// One change of the Store's `spec.domains`, against the resourceVersion it read.
-    async fn write(&self, id: &StoreId, domain: &DomainName, change: Change) -> Result<Store, DomainsError> {
+    async fn write(
+        &self,
+        id: &StoreId,
+        domain: &DomainName,
+        change: Change,
+    ) -> Result<Store, DomainsError> {
         let api = Api::<Store>::all(self.client.clone());
         for _ in 0..WRITE_ATTEMPTS {
             let mut store = api
@@ -282,7 +320,11 @@ impl DomainService {
         Err(DomainsError::Busy(id.to_string()))
     }
 
-    async fn view_of(&self, store: &Store, domain: &DomainName) -> Result<DomainView, DomainsError> {
+    async fn view_of(
+        &self,
+        store: &Store,
+        domain: &DomainName,
+    ) -> Result<DomainView, DomainsError> {
         let entry = store
             .spec
             .domains

@@ -49,12 +49,18 @@ pub fn decide(public: &[IpAddr], dns: &Dns, certificate: &Certificate) -> (Domai
             }
             // Every address must be the platform's: one that is not would send some visitors
             // elsewhere, and the certificate's HTTP-01 challenge would fail half the time.
-            Dns::Resolved(found) if found.is_empty() || found.iter().any(|a| !public.contains(a)) => {
+            Dns::Resolved(found)
+                if found.is_empty() || found.iter().any(|a| !public.contains(a)) =>
+            {
                 return (
                     DomainState::WaitingForDns,
                     format!(
                         "the name resolves to {}; point it at {} only",
-                        if found.is_empty() { "nothing".to_owned() } else { list(found) },
+                        if found.is_empty() {
+                            "nothing".to_owned()
+                        } else {
+                            list(found)
+                        },
                         list(public)
                     ),
                 );
@@ -68,10 +74,15 @@ pub fn decide(public: &[IpAddr], dns: &Dns, certificate: &Certificate) -> (Domai
     };
     match certificate {
         Certificate::NotNeeded => (DomainState::Active, with_note("served over HTTP")),
-        Certificate::Issued => (DomainState::Active, with_note("served over HTTPS, certificate issued")),
+        Certificate::Issued => (
+            DomainState::Active,
+            with_note("served over HTTPS, certificate issued"),
+        ),
         Certificate::Missing => (
             DomainState::CertificatePending,
-            with_note("waiting for the domain's Certificate (the release makes it; cert-manager must be installed)"),
+            with_note(
+                "waiting for the domain's Certificate (the release makes it; cert-manager must be installed)",
+            ),
         ),
         Certificate::Pending(why) => (
             DomainState::CertificatePending,
@@ -104,9 +115,16 @@ mod tests {
     fn dns_first_then_the_certificate() {
         let public = [ip("203.0.113.7")];
         let right = Dns::Resolved(vec![ip("203.0.113.7")]);
-        let (state, msg) = decide(&public, &Dns::Failed("NXDOMAIN".into()), &Certificate::Issued);
+        let (state, msg) = decide(
+            &public,
+            &Dns::Failed("NXDOMAIN".into()),
+            &Certificate::Issued,
+        );
         assert_eq!(state, DomainState::WaitingForDns);
-        assert!(msg.contains("203.0.113.7") && msg.contains("NXDOMAIN"), "{msg}");
+        assert!(
+            msg.contains("203.0.113.7") && msg.contains("NXDOMAIN"),
+            "{msg}"
+        );
         let (state, msg) = decide(
             &public,
             &Dns::Resolved(vec![ip("203.0.113.7"), ip("198.51.100.1")]),

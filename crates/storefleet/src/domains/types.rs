@@ -36,7 +36,9 @@ pub struct DomainClaimSpec {
 pub type DomainClaim = StoreDomain;
 
 /// Where a domain is on its way to serving the store.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, utoipa::ToSchema)]
+#[derive(
+    Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, utoipa::ToSchema,
+)]
 pub enum DomainState {
     /// The name does not resolve to the platform's public address yet.
     WaitingForDns,
