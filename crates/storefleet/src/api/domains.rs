@@ -63,6 +63,7 @@ pub async fn list_domains(
         (status = 403, description = "The store has the platform's limit of domains (`--max-domains-per-store`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "Another store has this domain (which one is not said), or the store is being deleted", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Not a valid domain (the detail says why), or unknown fields", body = ProblemBody, content_type = "application/problem+json"),
     ),
