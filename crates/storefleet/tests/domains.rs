@@ -473,8 +473,16 @@ async fn the_primary_domain_reaches_the_release_values() {
             "HTTPRoute",
         )),
     );
-    let own = route.get(&format!("{id}-domains")).await.unwrap();
-    assert_eq!(own.data["spec"]["hostnames"], json!([other, primary]));
+    // `helm get values` shows a release being upgraded; its objects follow a moment later.
+    let both = json!([other, primary]);
+    testkit::wait_for("the domains' route with both names", READY_TIMEOUT, || {
+        let (route, name, both) = (route.clone(), format!("{id}-domains"), both.clone());
+        async move {
+            let own = route.get_opt(&name).await.ok().flatten()?;
+            (own.data["spec"]["hostnames"] == both).then_some(())
+        }
+    })
+    .await;
     let platform = route.get(&id).await.unwrap();
     assert_eq!(
         platform.data["spec"]["hostnames"],
@@ -501,6 +509,130 @@ async fn the_primary_domain_reaches_the_release_values() {
         claims(&server).await.is_empty(),
         "a deleted store kept its domains"
     );
+}
+
+/// With TLS the state follows the domain's cert-manager Certificate, read by the domain controller:
+/// pending while it has no Ready condition, Active once Ready, Failed when cert-manager gave up. No
+/// cert-manager runs here, so the test writes the Certificate's status as cert-manager would.
+#[tokio::test]
+async fn with_tls_the_state_follows_the_certificate() {
+    let server = Server::start(
+        "domains-tls",
+        Options {
+            extra_args: vec![
+                "--base-domain".into(),
+                BASE_DOMAIN.into(),
+                "--url-scheme".into(),
+                "https".into(),
+            ],
+            extra_values: vec![
+                "routing:\n  tls:\n    enabled: true\n    domainIssuer:\n      kind: ClusterIssuer\n      name: test-issuer\n"
+                    .into(),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    apply_cert_manager_crds(&server.cluster.client).await;
+    let tag = random_hex(6);
+    let id = create_store(&server, None, "TLS").await;
+    let domain = format!("tls-{tag}.example.com");
+    assert_eq!(
+        put(&server, None, &id, &domain, Some(json!({"primary": true})))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let state = |want: &'static str| {
+        let server = &server;
+        let id = id.clone();
+        move || {
+            let id = id.clone();
+            async move {
+                let (_, body) = server.get_json(&format!("/stores/{id}/domains")).await;
+                let d = body[0].clone();
+                (d["state"] == want).then_some(d)
+            }
+        }
+    };
+    let pending = testkit::wait_for(
+        "CertificatePending",
+        READY_TIMEOUT,
+        state("CertificatePending"),
+    )
+    .await;
+    assert!(
+        pending["message"].as_str().unwrap().contains("certificate"),
+        "{pending}"
+    );
+
+    // The release made the Certificate the controller reads (same name as the chart's).
+    let certificates = Api::<DynamicObject>::namespaced_with(
+        server.cluster.client.clone(),
+        &id,
+        &kube::discovery::ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "cert-manager.io",
+            "v1",
+            "Certificate",
+        )),
+    );
+    let name = storefleet::domains::controller::certificate_name(&domain);
+    let cert = testkit::wait_for("the domain's Certificate", READY_TIMEOUT, || {
+        let certificates = certificates.clone();
+        let name = name.clone();
+        async move { certificates.get_opt(&name).await.ok().flatten() }
+    })
+    .await;
+    assert_eq!(cert.data["spec"]["dnsNames"], json!([domain]));
+    let (_, store) = server.get_json(&format!("/stores/{id}")).await;
+    let values: Value = serde_json::from_slice(
+        &server
+            .cluster
+            .helm()
+            .args(["get", "values", &id, "-n", &id, "-o", "json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(values["siteUrl"], format!("https://{domain}"), "{store}");
+
+    let set_status = |status: Value| {
+        let certificates = certificates.clone();
+        let name = name.clone();
+        async move {
+            certificates
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "status": status })),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    set_status(json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "Certificate is up to date and has not expired"}]})).await;
+    testkit::wait_for("Active", Duration::from_secs(60), state("Active")).await;
+    set_status(json!({
+        "lastFailureTime": "2026-01-01T00:00:00Z",
+        "conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": "rate limited by the ACME server"}],
+    }))
+    .await;
+    let failed = testkit::wait_for("Failed", Duration::from_secs(60), state("Failed")).await;
+    assert!(
+        failed["message"].as_str().unwrap().contains("rate limited"),
+        "{failed}"
+    );
+    // kubectl shows it too: the claim's status.
+    let claim = Api::<DomainClaim>::all(server.cluster.client.clone())
+        .get(&domain)
+        .await
+        .unwrap();
+    assert_eq!(
+        claim.state(),
+        Some(storefleet::domains::DomainState::Failed)
+    );
+    server.delete_leaving_nothing(&id).await;
 }
 
 // --- the store chart ------------------------------------------------------------------------------
