@@ -481,6 +481,12 @@ fn assert_two_identities(objects: &[Value], what: &str) {
                 "resources": ["storerollouts"],
                 "verbs": ["get", "list", "create", "patch"],
             },
+            // A store's own domains: claimed (created) and released; never their status.
+            {
+                "apiGroups": ["storefleet.dev"],
+                "resources": ["storedomains"],
+                "verbs": ["get", "list", "create", "delete"],
+            },
             // A plan may grow a store's volumes only where their class allows expansion.
             {
                 "apiGroups": ["storage.k8s.io"],
@@ -789,6 +795,7 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "delete storageclasses.storage.k8s.io",
         "patch storerollouts.storefleet.dev --subresource=status",
         "delete storerollouts.storefleet.dev",
+        "patch storedomains.storefleet.dev --subresource=status",
     ];
     let api_allowed = [
         "get stores.storefleet.dev",
@@ -804,11 +811,15 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         // Fleet rollouts (POST /rollouts, pause, resume, abort).
         "create storerollouts.storefleet.dev",
         "patch storerollouts.storefleet.dev",
+        // A store's own domains: claimed and released.
+        "create storedomains.storefleet.dev",
+        "delete storedomains.storefleet.dev",
     ];
     // The controller: what reconciling needs outside store namespaces (never creating a Store).
     let controller_refused = [
         "create stores.storefleet.dev",
         "create storerollouts.storefleet.dev",
+        "create storedomains.storefleet.dev",
         "get secrets -n store-000000",
     ];
     let controller_allowed = [
@@ -820,6 +831,8 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "update stores.storefleet.dev --subresource=finalizers",
         "list storerollouts.storefleet.dev",
         "patch storerollouts.storefleet.dev --subresource=status",
+        "patch storedomains.storefleet.dev --subresource=status",
+        "delete storedomains.storefleet.dev",
         "create namespaces",
         "watch namespaces",
         "create rolebindings -n store-000000",

@@ -223,3 +223,12 @@ environment; the login only through secretKeyRef. Empty without a relay.
 {{- fail (printf "this chart is the woocommerce engine; engine %q needs its own chart (docs/engines.md)" .Values.engine) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+A store's own domain's Certificate (and, with `-tls`, its Secret): a fixed-length name from the
+domain's hash, since a domain may be 253 bytes long. The control plane computes the same
+(crates/storefleet/src/domains/controller.rs, `certificate_name`) to read the certificate's state.
+*/}}
+{{- define "store.domainCertName" -}}
+{{- printf "domain-%s" (sha256sum . | trunc 10) -}}
+{{- end -}}

@@ -166,6 +166,11 @@ storefleet.dev/instance: {{ .Values.instance | quote }}
 # Where the image puts the store chart (Dockerfile).
 - { name: STOREFLEET_CHART, value: /opt/storefleet/charts/store }
 - { name: STOREFLEET_MAX_STORES, value: {{ .Values.maxStores | quote }} }
+# A store's own domains: how many, and where their DNS must point (empty: not checked).
+- { name: STOREFLEET_MAX_DOMAINS_PER_STORE, value: {{ .Values.domains.maxPerStore | quote }} }
+{{- with .Values.domains.publicAddresses }}
+- { name: STOREFLEET_PUBLIC_ADDRESS, value: {{ join "," . | quote }} }
+{{- end }}
 - { name: STOREFLEET_DATABASE_URL, value: "sqlite:///data/storefleet.db" }
 - { name: STOREFLEET_INSTANCE, value: {{ .Values.instance | quote }} }
 - { name: STOREFLEET_LOG_FORMAT, value: {{ .Values.logFormat | quote }} }
@@ -222,7 +227,7 @@ replaces the platform's whole (a merge could only add to it).
 {{- $routing := get $values "routing" | default dict -}}
 {{- if not (hasKey $routing "gateway") -}}
 {{- $sections := .Values.routing.gateway.sectionNames -}}
-{{- $gateway := dict "name" (include "storefleet.gatewayName" .) "namespace" (include "storefleet.gatewayNamespace" .) "sectionName" $sections.storesHttp "httpsSectionName" $sections.storesHttps -}}
+{{- $gateway := dict "name" (include "storefleet.gatewayName" .) "namespace" (include "storefleet.gatewayNamespace" .) "sectionName" $sections.storesHttp "httpsSectionName" $sections.storesHttps "listenerPorts" (dict "http" .Values.routing.gateway.httpPort "https" .Values.routing.gateway.httpsPort) -}}
 {{- $_ := set $routing "gateway" $gateway -}}
 {{- $_ := set $values "routing" $routing -}}
 {{- end -}}

@@ -25,10 +25,13 @@ struct Cli {
 enum Command {
     /// Run the REST API and the Store controller (both, or one of them: `--component`).
     Serve(Box<ServeArgs>),
-    /// Print the Store CustomResourceDefinition as YAML (`--rollouts`: the StoreRollout one).
+    /// Print the Store CustomResourceDefinition as YAML (`--rollouts`: the StoreRollout one,
+    /// `--domains`: the StoreDomain one).
     Crd {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "domains")]
         rollouts: bool,
+        #[arg(long)]
+        domains: bool,
     },
     /// Print the OpenAPI document of the REST API as JSON.
     Openapi,
@@ -110,6 +113,17 @@ pub struct ServeArgs {
         default_value_t = 1_000_000
     )]
     pub audit_max_entries: u64,
+    /// Custom domains one store may have (`PUT /stores/{id}/domains/{domain}`).
+    #[arg(long, env = "STOREFLEET_MAX_DOMAINS_PER_STORE", default_value_t = crate::domains::service::DEFAULT_MAX_PER_STORE)]
+    pub max_domains_per_store: u32,
+    /// The platform's public addresses (repeat, or comma-separated): a store's own domain must
+    /// resolve to these (and only these) before it counts as set up. Unset: DNS is not checked.
+    #[arg(
+        long = "public-address",
+        env = "STOREFLEET_PUBLIC_ADDRESS",
+        value_delimiter = ','
+    )]
+    pub public_addresses: Vec<std::net::IpAddr>,
     /// Server-side apply the Store CRD at start and wait until it is Established (tests, development).
     #[arg(long, env = "STOREFLEET_INSTALL_CRD", default_value_t = false)]
     pub install_crd: bool,
@@ -199,8 +213,10 @@ pub(crate) fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd { rollouts } => {
-            if rollouts {
+        Command::Crd { rollouts, domains } => {
+            if domains {
+                print!("{}", crate::domains::types::crd_yaml());
+            } else if rollouts {
                 print!("{}", crate::rollouts::types::crd_yaml());
             } else {
                 print!("{}", crate::crd::crd_yaml());

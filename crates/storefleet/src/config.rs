@@ -194,6 +194,10 @@ pub struct Config {
     pub mail: Option<crate::mail::MailRelay>,
     /// The size plans (`--plans`, or the built-in table).
     pub plans: std::sync::Arc<crate::plans::PlanTable>,
+    /// Custom domains: the base domain they may not be under, how many per store.
+    pub domains: crate::domains::DomainSettings,
+    /// Where a store's own domain must resolve (`--public-address`); empty: not checked.
+    pub public_addresses: Vec<std::net::IpAddr>,
 }
 
 /// The shortest `--admin-token` accepted: a guessable admin token is the one credential the
@@ -294,6 +298,7 @@ impl Config {
             .as_deref()
             .map(crate::api::origin::PublicOrigin::parse)
             .transpose()?;
+        let own_base_domain = args.base_domain.to_ascii_lowercase();
         Ok(Self {
             component: args.component,
             listen: args.listen,
@@ -333,6 +338,11 @@ impl Config {
             },
             mail,
             plans: std::sync::Arc::new(plans),
+            domains: crate::domains::DomainSettings {
+                base_domain: own_base_domain,
+                max_per_store: args.max_domains_per_store,
+            },
+            public_addresses: args.public_addresses,
         })
     }
 

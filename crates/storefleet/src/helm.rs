@@ -50,6 +50,9 @@ pub struct StoreValues {
     pub host: String,
     pub site_title: String,
     pub site_url: String,
+    /// The store's own domains (`crate::domains`): routes, certificates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<crate::crd::StoreDomain>,
     /// The SMTP relay (no password: that is in a Secret the values name); absent without a relay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mail: Option<crate::mail::StoreMailValues>,
@@ -503,6 +506,7 @@ mod tests {
             host: "store-000001.localhost".into(),
             site_title: "Ça \"coûte\": {rien} # 🛒\\".into(),
             site_url: "http://store-000001.localhost".into(),
+            domains: Vec::new(),
             mail: None,
             plan: None,
         };

@@ -7,6 +7,7 @@
 //!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
 //! - [`plans`]: size plans (resources, quota, volume sizes) and the grow-never-shrink rule
 //! - [`backups`]: the backup archive (issue 14): format, encryption, object storage, checks
+//! - [`domains`]: a store's own domains (claims, state, certificates)
 //! - [`rollouts`]: fleet rollouts (a new target to every store, in gated waves, with rollback)
 //! - [`mail`]: the platform's SMTP relay, which every store sends through
 //! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
@@ -20,6 +21,7 @@ pub mod controller;
 pub mod crd;
 pub mod dependencies;
 pub mod domain;
+pub mod domains;
 pub mod helm;
 pub mod mail;
 pub mod metrics;

@@ -146,8 +146,16 @@ async fn api_app(
     ));
     let streams = api::streams::Streams::new(config.guard.streams);
     tasks.spawn(streams.clone().keep_sweeping(db.users(), sessions.clone()));
+    let stores = Arc::new(stores);
+    let domains = crate::domains::DomainService::new(
+        client.clone(),
+        stores.clone(),
+        db.audit(),
+        config.domains.clone(),
+    );
     let state = AppState {
-        stores: Arc::new(stores),
+        stores,
+        domains: Arc::new(domains),
         audit: db.audit(),
         users: db.users(),
         db: db.clone(),
@@ -207,10 +215,18 @@ fn start_controller(
     let (run, cache) = controller::run(ctx.clone());
     // The fleet rollouts of this instance, beside the store controller (they change Stores; it
     // releases them).
+    // The domains' states, beside them too (they read Stores and claims, and change neither's spec).
+    let domains = crate::domains::controller::Settings {
+        instance: config.instance.clone(),
+        public_addresses: config.public_addresses.clone(),
+        tls: config.urls.scheme == crate::config::UrlScheme::Https,
+    };
+    let domain_client = client.clone();
     let run = async move {
         tokio::select! {
             () = run => {},
             () = crate::rollouts::controller::run(ctx) => {},
+            () = crate::domains::controller::run(domain_client, domains) => {},
         }
     };
     let deps = deps.clone();
@@ -279,6 +295,7 @@ async fn shutdown_signal() {
 /// API server serves it.
 async fn install_crd(client: &Client) -> anyhow::Result<()> {
     install_one_crd(client, crate::rollouts::StoreRollout::crd()).await?;
+    install_one_crd(client, crate::domains::DomainClaim::crd()).await?;
     install_one_crd(client, Store::crd()).await
 }
 

@@ -219,6 +219,16 @@ pub fn force_remove_instance(kubeconfig: &Path, instance: &str) {
         ]);
         kubectl(&["delete", name, "--wait=false", "--ignore-not-found"]);
     }
+    // A store's own domains' claims (cluster-scoped, named after the domain): no controller of the
+    // instance is left to release them.
+    kubectl(&[
+        "delete",
+        "storedomains.storefleet.dev",
+        "-l",
+        &selector,
+        "--wait=false",
+        "--ignore-not-found",
+    ]);
     kubectl(&[
         "delete",
         "namespaces",

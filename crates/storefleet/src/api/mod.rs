@@ -3,6 +3,7 @@ pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod dashboard;
+pub mod domains;
 pub mod events;
 pub mod guard;
 pub mod health;
@@ -27,7 +28,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use kube::Client;
 use kube::runtime::reflector::Store as StoreCache;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -68,6 +69,8 @@ pub struct AppState {
     pub deps: Arc<Dependencies>,
     /// Storefront checks (`GET /stores/{id}/health`).
     pub storefronts: Arc<crate::storefront::Storefronts>,
+    /// A store's own domains (`/stores/{id}/domains`).
+    pub domains: Arc<crate::domains::DomainService>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -88,6 +91,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/stores/{store_id}/health",
             get(storefront::storefront_health),
+        )
+        .route("/stores/{store_id}/domains", get(domains::list_domains))
+        .route(
+            "/stores/{store_id}/domains/{domain}",
+            put(domains::put_domain).delete(domains::delete_domain),
         )
         .route("/events", get(live::all_events))
         .route(

@@ -99,6 +99,11 @@ pub async fn cleanup(store: Arc<Store>, ctx: &Context) -> Result<Action> {
         }
         // A namespace that is not this store's is left alone: nothing of the store is in it.
         state @ (NamespaceState::Missing | NamespaceState::Foreign) => {
+            // Only now, with the routes gone: another store may claim the domains next.
+            let freed = crate::domains::release_store(&ctx.client, id.as_str()).await?;
+            if !freed.is_empty() {
+                tracing::info!(store_id = %id, domains = ?freed, "domains released");
+            }
             tracing::info!(store_id = %id, "deleted");
             let note = if state == NamespaceState::Foreign {
                 format!(

@@ -23,7 +23,13 @@ pub fn values(
         store_id: id.to_string(),
         host: urls.host(id),
         site_title: store.display_name(),
-        site_url: urls.url(id),
+        // WordPress's URL on the primary domain, if any; the platform host stays routed (an alias).
+        site_url: match store.spec.domains.iter().find(|d| d.primary) {
+            Some(primary) => format!("{}://{}", urls.scheme.as_str(), primary.name),
+            None => urls.url(id),
+        },
+        // The store's own domains: the chart's routes and certificates.
+        domains: store.spec.domains.clone(),
         mail,
         plan: Some(plan.values.clone()),
     }
