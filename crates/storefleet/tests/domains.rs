@@ -76,7 +76,12 @@ async fn put(
             "PUT {path}"
         );
     }
-    (status, r.json().await.unwrap_or(Value::Null))
+    let body = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        // An unexpected refusal is then explained in the failure's output.
+        eprintln!("PUT {path}: {status} {body}");
+    }
+    (status, body)
 }
 
 async fn call(
