@@ -1,4 +1,4 @@
-//! Command line: `storefleet serve`, `storefleet crd`, `storefleet openapi`.
+//! Command line: `storefleet serve`, `storefleet crd`, `storefleet openapi`, `storefleet backup-agent`.
 //! Every `serve` flag has a `STOREFLEET_*` environment equivalent.
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +32,11 @@ enum Command {
     },
     /// Print the OpenAPI document of the REST API as JSON.
     Openapi,
+    /// Back a store up or restore it (what a backup Job runs in the store's namespace).
+    BackupAgent {
+        #[command(subcommand)]
+        command: Box<crate::backups::agent::AgentCommand>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -210,6 +215,10 @@ pub fn run() -> anyhow::Result<()> {
         Command::Openapi => {
             print!("{}", crate::api::openapi::openapi_json());
             Ok(())
+        }
+        Command::BackupAgent { command } => {
+            crate::telemetry::init(LogFormat::Text);
+            crate::backups::agent::run(*command)
         }
         Command::Serve(args) => {
             let config = Config::from_args(*args)?;

@@ -1,5 +1,5 @@
-//! Backups of a store (issue 14): the archive format and its checks. No Kubernetes here yet; the
-//! agent Job, the API and schedules build on this room. The format is described for people in
+//! Backups of a store (issue 14): the archive format and its checks, and the agent
+//! ([`agent`], `storefleet backup-agent`) that backs a store up and restores it. The format is described for people in
 //! `docs/backups.md`.
 //!
 //! A backup is a folder of objects ([`store`]): one per part (the database dump, the `wp-content`
@@ -10,10 +10,12 @@
 //! same key, bound to its store and backup id: a restore refuses an altered, truncated, missing or
 //! swapped object, or another platform's key, with a reason naming what is wrong, before it changes
 //! anything.
+pub mod agent;
 pub mod archive;
 mod backup_id;
 pub mod crypto;
 pub mod manifest;
+pub mod settings;
 pub mod store;
 
 pub use archive::{BackupWriter, open_manifest, read_part, verify};
