@@ -25,10 +25,13 @@ struct Cli {
 enum Command {
     /// Run the REST API and the Store controller (both, or one of them: `--component`).
     Serve(Box<ServeArgs>),
-    /// Print the Store CustomResourceDefinition as YAML (`--rollouts`: the StoreRollout one).
+    /// Print the Store CustomResourceDefinition as YAML (`--rollouts`: the StoreRollout one,
+    /// `--backups`: the StoreBackup one).
     Crd {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "backups")]
         rollouts: bool,
+        #[arg(long)]
+        backups: bool,
     },
     /// Print the OpenAPI document of the REST API as JSON.
     Openapi,
@@ -146,6 +149,9 @@ pub struct ServeArgs {
     /// The SMTP relay every store sends its mail through (controller; docs/production.md).
     #[command(flatten)]
     pub mail: MailArgs,
+    /// Where backups go and the key that seals them (docs/backups.md); unset: no backups.
+    #[command(flatten)]
+    pub backups: crate::backups::settings::PlatformBackupArgs,
 }
 
 /// The platform's SMTP relay. Without `--smtp-host`, stores send no mail and say so
@@ -204,8 +210,10 @@ pub(crate) fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd { rollouts } => {
-            if rollouts {
+        Command::Crd { rollouts, backups } => {
+            if backups {
+                print!("{}", crate::backups::types::crd_yaml());
+            } else if rollouts {
                 print!("{}", crate::rollouts::types::crd_yaml());
             } else {
                 print!("{}", crate::crd::crd_yaml());

@@ -194,6 +194,8 @@ pub struct Config {
     pub mail: Option<crate::mail::MailRelay>,
     /// The size plans (`--plans`, or the built-in table).
     pub plans: std::sync::Arc<crate::plans::PlanTable>,
+    /// Backups: target, key, agent image; `None`: this platform offers no backups.
+    pub backups: Option<std::sync::Arc<crate::backups::settings::PlatformBackups>>,
 }
 
 /// The shortest `--admin-token` accepted: a guessable admin token is the one credential the
@@ -285,6 +287,7 @@ impl Config {
             std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
         };
         let mail = crate::mail::MailRelay::from_flags(args.mail.into())?;
+        let backups = args.backups.platform()?.map(std::sync::Arc::new);
         let plans = match &args.plans {
             Some(path) => crate::plans::PlanTable::from_file(path)?,
             None => crate::plans::PlanTable::builtin(),
@@ -333,6 +336,7 @@ impl Config {
             },
             mail,
             plans: std::sync::Arc::new(plans),
+            backups,
         })
     }
 

@@ -207,10 +207,21 @@ fn start_controller(
     let (run, cache) = controller::run(ctx.clone());
     // The fleet rollouts of this instance, beside the store controller (they change Stores; it
     // releases them).
+    // And the backups of this instance, when the platform has a backup target.
+    let backups = config.backups.clone().map(|platform| {
+        crate::backups::controller::run(client.clone(), config.instance.clone(), platform)
+    });
     let run = async move {
+        let backups = async move {
+            match backups {
+                Some(b) => b.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = run => {},
             () = crate::rollouts::controller::run(ctx) => {},
+            () = backups => {},
         }
     };
     let deps = deps.clone();
@@ -279,6 +290,7 @@ async fn shutdown_signal() {
 /// API server serves it.
 async fn install_crd(client: &Client) -> anyhow::Result<()> {
     install_one_crd(client, crate::rollouts::StoreRollout::crd()).await?;
+    install_one_crd(client, crate::backups::StoreBackup::crd()).await?;
     install_one_crd(client, Store::crd()).await
 }
 
