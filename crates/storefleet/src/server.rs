@@ -164,6 +164,11 @@ async fn api_app(
             config.urls.clone(),
             crate::storefront::Checker::default(),
         )),
+        backups: Arc::new(crate::backups::service::BackupService::new(
+            client.clone(),
+            config.instance.clone(),
+            config.backups.is_some(),
+        )),
     };
     Ok(api::router(state))
 }

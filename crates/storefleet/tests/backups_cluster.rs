@@ -17,7 +17,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use storefleet::backups::controller::NO_MANIFEST;
 use storefleet::backups::{
@@ -320,4 +320,174 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
         "the good backup's data is gone"
     );
     assert!(!target.join(&store).join(altered.as_str()).exists());
+}
+
+async fn call(
+    server: &Server,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+) -> (StatusCode, Value) {
+    let req = match token {
+        Some(t) => server.as_user(t, method, path),
+        None => server.req(method, path),
+    };
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "5a".repeat(32)).unwrap();
+    let server = Server::start(
+        "backups-api",
+        Options {
+            extra_args: [
+                "--backup-dir",
+                dir.path().join("backups").to_str().unwrap(),
+                "--backup-key-file",
+                dir.path().join("key").to_str().unwrap(),
+                "--backup-agent-image",
+                AGENT_IMAGE,
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let r = server.create(json!({ "name": "Mine" })).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let store = r.json::<Value>().await.unwrap()["store_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let backups = format!("/stores/{store}/backups");
+
+    let (status, created) = call(&server, None, Method::POST, &backups).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["backup_id"].as_str().unwrap().to_owned();
+    BackupId::parse(&id).unwrap();
+    assert_eq!(created["store_id"], store.as_str());
+    let one = format!("{backups}/{id}");
+    let (status, listed) = call(&server, None, Method::GET, &backups).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["backup_id"], id.as_str());
+    let (status, read) = call(&server, None, Method::GET, &one).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        ["Pending", "Running", "Succeeded", "Failed"].contains(&read["state"].as_str().unwrap()),
+        "{read}"
+    );
+
+    // Another user sees neither the store nor its backups, and changes nothing.
+    let other = server.create_user("eve", "member", 1).await;
+    let eve = other["token"].as_str().unwrap();
+    for (method, path) in [
+        (Method::POST, backups.as_str()),
+        (Method::GET, backups.as_str()),
+        (Method::GET, one.as_str()),
+        (Method::DELETE, one.as_str()),
+    ] {
+        let (status, body) = call(&server, Some(eve), method.clone(), path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert_eq!(
+            body["type"].as_str().unwrap().rsplit('/').next(),
+            Some("not-found")
+        );
+    }
+    // Malformed and unknown ids.
+    let (status, body) = call(&server, None, Method::GET, &format!("{backups}/../x")).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let (status, body) = call(
+        &server,
+        None,
+        Method::GET,
+        &format!("{backups}/backup-nope"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("not a backup id"),
+        "{body}"
+    );
+    let (status, _) = call(
+        &server,
+        None,
+        Method::DELETE,
+        &format!("{backups}/backup-nope"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let unknown = format!("{backups}/backup-20200101-000000-000000");
+    assert_eq!(
+        call(&server, None, Method::GET, &unknown).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&server, None, Method::DELETE, &unknown).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _) = call(&server, None, Method::POST, "/stores/store-ffffff/backups").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A backup of one store is not reachable under another's id.
+    let r = server.create(json!({ "name": "Second" })).await;
+    let second = r.json::<Value>().await.unwrap()["store_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = call(
+        &server,
+        None,
+        Method::GET,
+        &format!("/stores/{second}/backups/{id}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // None of that left anything behind.
+    let all = Api::<StoreBackup>::all(server.cluster.client.clone())
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("{LABEL_INSTANCE}={}", server.instance)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 1, "only the one backup asked for");
+
+    let (status, body) = call(&server, None, Method::DELETE, &one).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    testkit::wait_for("the deleted backup gone", JUDGED, || async {
+        (call(&server, None, Method::GET, &one).await.0 == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    let (_, listed) = call(&server, None, Method::GET, &backups).await;
+    assert_eq!(listed, json!([]));
+
+    let audit = server.audit("?limit=500").await;
+    let ours: Vec<_> = audit
+        .iter()
+        .filter(|e| e["action"] == "backup")
+        .map(|e| {
+            (
+                e["outcome"].as_str().unwrap().to_owned(),
+                e["store_id"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        ours.contains(&("requested".into(), json!(store))),
+        "{audit:?}"
+    );
+    assert!(
+        ours.contains(&("deleted".into(), json!(store))),
+        "{audit:?}"
+    );
+    assert_eq!(
+        ours.len(),
+        2,
+        "refused requests change nothing and are not backups: {ours:?}"
+    );
 }

@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::guard::rate_limit::TooManyRequestsResponses;
 use super::{
-    audit, credentials, events, health, live, me, problem, rollouts, session, storefront, stores,
-    users,
+    audit, backups, credentials, events, health, live, me, problem, rollouts, session, storefront,
+    stores, users,
 };
 
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use super::{
         users::create_token, users::revoke_token,
         rollouts::create_rollout, rollouts::list_rollouts, rollouts::get_rollout,
         rollouts::pause_rollout, rollouts::resume_rollout, rollouts::abort_rollout,
+        backups::create_backup, backups::list_backups, backups::get_backup, backups::delete_backup,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
         stores::CreateStoreRequest, stores::UpdateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
@@ -27,9 +28,10 @@ use super::{
         users::UpdateUserRequest, users::CreateTokenRequest, users::UserView, users::TokenView,
         users::NewUser, users::NewToken, crate::storefront::StorefrontHealth, crate::storefront::Part,
         crate::storefront::PartResult, crate::storefront::Failure,
-        rollouts::CreateRolloutRequest, rollouts::RolloutView, rollouts::RolloutStoreView)),
+        rollouts::CreateRolloutRequest, rollouts::RolloutView, rollouts::RolloutStoreView,
+        crate::backups::service::BackupView)),
     modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams, &UnavailableResponses),
-    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "health"))
+    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "backups"), (name = "health"))
 )]
 struct ApiDoc;
 
