@@ -196,6 +196,8 @@ pub struct Config {
     pub plans: std::sync::Arc<crate::plans::PlanTable>,
     /// Backups: target, key, agent image; `None`: this platform offers no backups.
     pub backups: Option<std::sync::Arc<crate::backups::settings::PlatformBackups>>,
+    /// A backup target is configured: the API takes backup requests.
+    pub backups_offered: bool,
 }
 
 /// The shortest `--admin-token` accepted: a guessable admin token is the one credential the
@@ -287,7 +289,13 @@ impl Config {
             std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
         };
         let mail = crate::mail::MailRelay::from_flags(args.mail.into())?;
-        let backups = args.backups.platform()?.map(std::sync::Arc::new);
+        // The API only needs to know that backups are offered; the key stays with the controller.
+        let backups_offered = args.backups.target.configured();
+        let backups = if args.component.runs_controller() {
+            args.backups.platform()?.map(std::sync::Arc::new)
+        } else {
+            None
+        };
         let plans = match &args.plans {
             Some(path) => crate::plans::PlanTable::from_file(path)?,
             None => crate::plans::PlanTable::builtin(),
@@ -337,6 +345,7 @@ impl Config {
             mail,
             plans: std::sync::Arc::new(plans),
             backups,
+            backups_offered,
         })
     }
 

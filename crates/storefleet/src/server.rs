@@ -167,7 +167,7 @@ async fn api_app(
         backups: Arc::new(crate::backups::service::BackupService::new(
             client.clone(),
             config.instance.clone(),
-            config.backups.is_some(),
+            config.backups_offered,
         )),
     };
     Ok(api::router(state))

@@ -31,6 +31,48 @@ use support::{Options, READY_TIMEOUT, Server};
 const AGENT_IMAGE: &str = "registry.example/storefleet:backup-test";
 const JUDGED: Duration = Duration::from_secs(120);
 
+/// A failed test leaves its StoreBackups behind with the controller's finalizer and no controller
+/// to honour it: this strips and deletes them, so the shared cluster stays clean.
+struct Leftovers<'a>(&'a Server);
+
+impl Drop for Leftovers<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let selector = format!("{LABEL_INSTANCE}={}", self.0.instance);
+        let Ok(out) = self
+            .0
+            .cluster
+            .kubectl()
+            .args(["get", "storebackups", "-l", &selector, "-o", "name"])
+            .output()
+        else {
+            return;
+        };
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = self
+                .0
+                .cluster
+                .kubectl()
+                .args([
+                    "patch",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ])
+                .output();
+            let _ = self
+                .0
+                .cluster
+                .kubectl()
+                .args(["delete", name, "--wait=false"])
+                .output();
+        }
+    }
+}
+
 fn new_backup_id() -> BackupId {
     BackupId::new(chrono::Utc::now())
 }
@@ -116,6 +158,7 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
         },
     )
     .await;
+    let _leftovers = Leftovers(&server);
     let client = server.cluster.client.clone();
 
     // A store that does not exist: refused with the reason, no Job anywhere.
@@ -358,6 +401,7 @@ async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
         },
     )
     .await;
+    let _leftovers = Leftovers(&server);
     let r = server.create(json!({ "name": "Mine" })).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let store = r.json::<Value>().await.unwrap()["store_id"]
