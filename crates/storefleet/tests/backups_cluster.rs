@@ -33,16 +33,27 @@ const JUDGED: Duration = Duration::from_secs(120);
 
 /// A failed test leaves its StoreBackups behind with the controller's finalizer and no controller
 /// to honour it: this strips and deletes them, so the shared cluster stays clean.
-struct Leftovers<'a>(&'a Server);
+struct Leftovers {
+    cluster: testkit::Cluster,
+    instance: String,
+}
 
-impl Drop for Leftovers<'_> {
+impl Leftovers {
+    fn of(server: &Server) -> Self {
+        Self {
+            cluster: server.cluster.clone(),
+            instance: server.instance.clone(),
+        }
+    }
+}
+
+impl Drop for Leftovers {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             return;
         }
-        let selector = format!("{LABEL_INSTANCE}={}", self.0.instance);
+        let selector = format!("{LABEL_INSTANCE}={}", self.instance);
         let Ok(out) = self
-            .0
             .cluster
             .kubectl()
             .args(["get", "storebackups", "-l", &selector, "-o", "name"])
@@ -51,20 +62,13 @@ impl Drop for Leftovers<'_> {
             return;
         };
         for name in String::from_utf8_lossy(&out.stdout).lines() {
+            let strip = r#"{"metadata":{"finalizers":null}}"#;
             let _ = self
-                .0
                 .cluster
                 .kubectl()
-                .args([
-                    "patch",
-                    name,
-                    "--type=merge",
-                    "-p",
-                    r#"{"metadata":{"finalizers":null}}"#,
-                ])
+                .args(["patch", name, "--type=merge", "-p", strip])
                 .output();
             let _ = self
-                .0
                 .cluster
                 .kubectl()
                 .args(["delete", name, "--wait=false"])
@@ -141,7 +145,7 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
     let key_text = "7f".repeat(32);
     let key = PlatformKey::parse(&key_text).unwrap();
     std::fs::write(dir.path().join("key"), &key_text).unwrap();
-    let server = Server::start(
+    let mut server = Server::start(
         "backups",
         Options {
             extra_args: [
@@ -158,7 +162,7 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
         },
     )
     .await;
-    let _leftovers = Leftovers(&server);
+    let _leftovers = Leftovers::of(&server);
     let client = server.cluster.client.clone();
 
     // A store that does not exist: refused with the reason, no Job anywhere.
@@ -309,6 +313,24 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
         .unwrap();
     assert_eq!(secret.data.unwrap()["key"].0, key_text.as_bytes());
 
+    // A control plane killed with -9 while a backup runs: after the restart the same Job (its name
+    // is the backup id) is judged, none is made twice, and the verdict is the honest one.
+    let killed = new_backup_id();
+    ask(&server, &store, &killed).await;
+    testkit::wait_for("the backup Job made", JUDGED, || async {
+        jobs.get_opt(killed.as_str()).await.unwrap().map(|_| ())
+    })
+    .await;
+    server.kill9();
+    server.restart().await;
+    let b = judged(&server, &killed).await;
+    assert_eq!(message(&b), NO_MANIFEST);
+    let made = jobs
+        .list(&kube::api::ListParams::default().labels(&format!("storefleet.dev/backup={killed}")))
+        .await
+        .unwrap();
+    assert_eq!(made.items.len(), 1);
+
     // 2. A whole, sealed backup at the id: Succeeded, with its sizes.
     let good = new_backup_id();
     write_backup(&target, &key, &store, &good).await;
@@ -341,13 +363,13 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
 
     // Deleting a backup deletes its data (the finalizer), then the object.
     let backups = Api::<StoreBackup>::all(client.clone());
-    for id in [&nowhere, &unclaimed, &honest, &good, &altered] {
+    for id in [&nowhere, &unclaimed, &honest, &killed, &good, &altered] {
         backups
             .delete(id.as_str(), &DeleteParams::default())
             .await
             .unwrap();
     }
-    for id in [&nowhere, &unclaimed, &honest, &good, &altered] {
+    for id in [&nowhere, &unclaimed, &honest, &killed, &good, &altered] {
         testkit::wait_for(&format!("backup {id} gone"), JUDGED, || async {
             backups
                 .get_opt(id.as_str())
@@ -401,7 +423,7 @@ async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
         },
     )
     .await;
-    let _leftovers = Leftovers(&server);
+    let _leftovers = Leftovers::of(&server);
     let r = server.create(json!({ "name": "Mine" })).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let store = r.json::<Value>().await.unwrap()["store_id"]
