@@ -19,8 +19,10 @@ use crate::stores::{Caller, StoreView};
 impl From<BackupServiceError> for Problem {
     fn from(e: BackupServiceError) -> Self {
         match e {
+            // The platform's configuration, not an outage: a 4xx the caller can read, never a 5xx
+            // that pages someone.
             BackupServiceError::NotConfigured => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::CONFLICT,
                 "backups-not-configured",
                 "Backups not configured",
                 e.to_string(),
@@ -84,8 +86,7 @@ async fn audit(
         (status = 202, description = "Asked for; the controller runs it", body = BackupView),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "The store is being deleted", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "This platform has no backup target", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The store is being deleted (`store-deleting`), or this platform has no backup target (`backups-not-configured`)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("session" = []))
 )]
