@@ -234,3 +234,23 @@ replaces the platform's whole (a merge could only add to it).
 {{- end -}}
 {{- toYaml $values -}}
 {{- end -}}
+
+{{/* Where backups go (docs/backups.md): the same for both containers; nothing secret. */}}
+{{- define "storefleet.backupEnv" -}}
+{{- $b := .Values.backups -}}
+{{- if eq $b.target "s3" }}
+- { name: STOREFLEET_BACKUP_S3_BUCKET, value: {{ required "backups.s3.bucket is required with backups.target=s3" $b.s3.bucket | quote }} }
+- { name: STOREFLEET_BACKUP_S3_REGION, value: {{ $b.s3.region | quote }} }
+{{- with $b.s3.endpoint }}
+- { name: STOREFLEET_BACKUP_S3_ENDPOINT, value: {{ . | quote }} }
+{{- end }}
+- { name: STOREFLEET_BACKUP_S3_PATH_STYLE, value: {{ $b.s3.pathStyle | quote }} }
+- { name: STOREFLEET_BACKUP_S3_ALLOW_HTTP, value: {{ $b.s3.allowHttp | quote }} }
+- { name: STOREFLEET_BACKUP_PREFIX, value: {{ $b.prefix | quote }} }
+{{- else if eq $b.target "filesystem" }}
+- { name: STOREFLEET_BACKUP_DIR, value: /backups }
+- { name: STOREFLEET_BACKUP_PREFIX, value: {{ $b.prefix | quote }} }
+{{- else if $b.target }}
+{{- fail (printf "backups.target %q: use s3, filesystem or leave it empty" $b.target) }}
+{{- end }}
+{{- end -}}

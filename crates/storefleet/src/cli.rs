@@ -1,4 +1,4 @@
-//! Command line: `storefleet serve`, `storefleet crd`, `storefleet openapi`.
+//! Command line: `storefleet serve`, `storefleet crd`, `storefleet openapi`, `storefleet backup-agent`.
 //! Every `serve` flag has a `STOREFLEET_*` environment equivalent.
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,15 +26,22 @@ enum Command {
     /// Run the REST API and the Store controller (both, or one of them: `--component`).
     Serve(Box<ServeArgs>),
     /// Print the Store CustomResourceDefinition as YAML (`--rollouts`: the StoreRollout one,
-    /// `--domains`: the StoreDomain one).
+    /// `--domains`: the StoreDomain one; `--backups`: the StoreBackup one).
     Crd {
-        #[arg(long, conflicts_with = "domains")]
+        #[arg(long, conflicts_with_all = ["domains", "backups"])]
         rollouts: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "backups")]
         domains: bool,
+        #[arg(long)]
+        backups: bool,
     },
     /// Print the OpenAPI document of the REST API as JSON.
     Openapi,
+    /// Back a store up or restore it (what a backup Job runs in the store's namespace).
+    BackupAgent {
+        #[command(subcommand)]
+        command: Box<crate::backups::agent::AgentCommand>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +162,9 @@ pub struct ServeArgs {
     /// The SMTP relay every store sends its mail through (controller; docs/production.md).
     #[command(flatten)]
     pub mail: MailArgs,
+    /// Where backups go and the key that seals them (docs/backups.md); unset: no backups.
+    #[command(flatten)]
+    pub backups: crate::backups::settings::PlatformBackupArgs,
 }
 
 /// The platform's SMTP relay. Without `--smtp-host`, stores send no mail and say so
@@ -213,8 +223,14 @@ pub(crate) fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd { rollouts, domains } => {
-            if domains {
+        Command::Crd {
+            rollouts,
+            domains,
+            backups,
+        } => {
+            if backups {
+                print!("{}", crate::backups::types::crd_yaml());
+            } else if domains {
                 print!("{}", crate::domains::types::crd_yaml());
             } else if rollouts {
                 print!("{}", crate::rollouts::types::crd_yaml());
@@ -226,6 +242,10 @@ pub fn run() -> anyhow::Result<()> {
         Command::Openapi => {
             print!("{}", crate::api::openapi::openapi_json());
             Ok(())
+        }
+        Command::BackupAgent { command } => {
+            crate::telemetry::init(LogFormat::Text);
+            crate::backups::agent::run(*command)
         }
         Command::Serve(args) => {
             let config = Config::from_args(*args)?;

@@ -198,6 +198,10 @@ pub struct Config {
     pub domains: crate::domains::DomainSettings,
     /// Where a store's own domain must resolve (`--public-address`); empty: not checked.
     pub public_addresses: Vec<std::net::IpAddr>,
+    /// Backups: target, key, agent image; `None`: this platform offers no backups.
+    pub backups: Option<std::sync::Arc<crate::backups::settings::PlatformBackups>>,
+    /// A backup target is configured: the API takes backup requests.
+    pub backups_offered: bool,
 }
 
 /// The shortest `--admin-token` accepted: a guessable admin token is the one credential the
@@ -289,6 +293,13 @@ impl Config {
             std::path::absolute(&p).with_context(|| format!("resolving {}", p.display()))
         };
         let mail = crate::mail::MailRelay::from_flags(args.mail.into())?;
+        // The API only needs to know that backups are offered; the key stays with the controller.
+        let backups_offered = args.backups.target.configured();
+        let backups = if args.component.runs_controller() {
+            args.backups.platform()?.map(std::sync::Arc::new)
+        } else {
+            None
+        };
         let plans = match &args.plans {
             Some(path) => crate::plans::PlanTable::from_file(path)?,
             None => crate::plans::PlanTable::builtin(),
@@ -343,6 +354,8 @@ impl Config {
                 max_per_store: args.max_domains_per_store,
             },
             public_addresses: args.public_addresses,
+            backups,
+            backups_offered,
         })
     }
 

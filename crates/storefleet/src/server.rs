@@ -172,6 +172,11 @@ async fn api_app(
             config.urls.clone(),
             crate::storefront::Checker::default(),
         )),
+        backups: Arc::new(crate::backups::service::BackupService::new(
+            client.clone(),
+            config.instance.clone(),
+            config.backups_offered,
+        )),
     };
     Ok(api::router(state))
 }
@@ -222,11 +227,22 @@ fn start_controller(
         tls: config.urls.scheme == crate::config::UrlScheme::Https,
     };
     let domain_client = client.clone();
+    // And the backups of this instance, when the platform has a backup target.
+    let backups = config.backups.clone().map(|platform| {
+        crate::backups::controller::run(client.clone(), config.instance.clone(), platform)
+    });
     let run = async move {
+        let backups = async move {
+            match backups {
+                Some(b) => b.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = run => {},
             () = crate::rollouts::controller::run(ctx) => {},
             () = crate::domains::controller::run(domain_client, domains) => {},
+            () = backups => {},
         }
     };
     let deps = deps.clone();
@@ -296,6 +312,7 @@ async fn shutdown_signal() {
 async fn install_crd(client: &Client) -> anyhow::Result<()> {
     install_one_crd(client, crate::rollouts::StoreRollout::crd()).await?;
     install_one_crd(client, crate::domains::DomainClaim::crd()).await?;
+    install_one_crd(client, crate::backups::StoreBackup::crd()).await?;
     install_one_crd(client, Store::crd()).await
 }
 

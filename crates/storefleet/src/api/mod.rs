@@ -1,6 +1,7 @@
 //! The REST API (axum): router, shared state, and one file per group of routes.
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod credentials;
 pub mod dashboard;
 pub mod domains;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub storefronts: Arc<crate::storefront::Storefronts>,
     /// A store's own domains (`/stores/{id}/domains`).
     pub domains: Arc<crate::domains::DomainService>,
+    /// Backups (`/stores/{id}/backups`).
+    pub backups: Arc<crate::backups::service::BackupService>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -87,6 +90,14 @@ pub fn router(state: AppState) -> Router {
                 .delete(stores::delete_store),
         )
         .route("/stores/{store_id}/events", get(events::store_events))
+        .route(
+            "/stores/{store_id}/backups",
+            get(backups::list_backups).post(backups::create_backup),
+        )
+        .route(
+            "/stores/{store_id}/backups/{backup_id}",
+            get(backups::get_backup).delete(backups::delete_backup),
+        )
         .route("/stores/{store_id}/credentials", get(credentials::reveal))
         .route(
             "/stores/{store_id}/health",

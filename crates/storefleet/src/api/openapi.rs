@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::guard::rate_limit::TooManyRequestsResponses;
 use super::{
-    audit, credentials, domains, events, health, live, me, problem, rollouts, session, storefront,
-    stores, users,
+    audit, backups, credentials, domains, events, health, live, me, problem, rollouts, session,
+    storefront, stores, users,
 };
 
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use super::{
         rollouts::create_rollout, rollouts::list_rollouts, rollouts::get_rollout,
         rollouts::pause_rollout, rollouts::resume_rollout, rollouts::abort_rollout,
         domains::list_domains, domains::put_domain, domains::delete_domain,
+        backups::create_backup, backups::list_backups, backups::get_backup, backups::delete_backup,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
         stores::CreateStoreRequest, stores::UpdateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
@@ -29,9 +30,10 @@ use super::{
         users::NewUser, users::NewToken, crate::storefront::StorefrontHealth, crate::storefront::Part,
         crate::storefront::PartResult, crate::storefront::Failure,
         rollouts::CreateRolloutRequest, rollouts::RolloutView, rollouts::RolloutStoreView,
-        domains::PutDomainRequest, crate::domains::DomainView, crate::domains::DomainState)),
+        domains::PutDomainRequest, crate::domains::DomainView, crate::domains::DomainState,
+        crate::backups::service::BackupView)),
     modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams, &UnavailableResponses),
-    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "domains"), (name = "health"))
+    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "domains"), (name = "backups"), (name = "health"))
 )]
 struct ApiDoc;
 

@@ -40,6 +40,20 @@ impl<'a> BackupWriter<'a> {
         engine: Engine,
         chart_version: String,
     ) -> Self {
+        let id = BackupId::new(Utc::now());
+        Self::begin_as(store, key, store_id, id, engine, chart_version)
+    }
+
+    /// Like [`BackupWriter::begin`], under an id chosen beforehand (the controller names a backup,
+    /// and its Job, before the agent runs).
+    pub fn begin_as(
+        store: &'a BackupStore,
+        key: &'a PlatformKey,
+        store_id: StoreId,
+        backup_id: BackupId,
+        engine: Engine,
+        chart_version: String,
+    ) -> Self {
         let started_at = Utc::now();
         Self {
             store,
@@ -48,7 +62,7 @@ impl<'a> BackupWriter<'a> {
                 format: Format::StorefleetBackup,
                 version: MANIFEST_VERSION,
                 store_id,
-                backup_id: BackupId::new(started_at),
+                backup_id,
                 engine,
                 chart_version,
                 storefleet_version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -1,5 +1,7 @@
-//! Backups of a store (issue 14): the archive format and its checks. No Kubernetes here yet; the
-//! agent Job, the API and schedules build on this room. The format is described for people in
+//! Backups of a store (issue 14): the archive format and its checks, and the agent
+//! ([`agent`], `storefleet backup-agent`) that backs a store up and restores it. In the cluster a
+//! backup is a `StoreBackup` object ([`types`]); its [`controller`] runs the agent as a [`job`] in
+//! the store's namespace and marks it Succeeded only after opening its sealed manifest. The format is described for people in
 //! `docs/backups.md`.
 //!
 //! A backup is a folder of objects ([`store`]): one per part (the database dump, the `wp-content`
@@ -10,17 +12,24 @@
 //! same key, bound to its store and backup id: a restore refuses an altered, truncated, missing or
 //! swapped object, or another platform's key, with a reason naming what is wrong, before it changes
 //! anything.
+pub mod agent;
 pub mod archive;
 mod backup_id;
+pub mod controller;
 pub mod crypto;
+pub mod job;
 pub mod manifest;
+pub mod service;
+pub mod settings;
 pub mod store;
+pub mod types;
 
 pub use archive::{BackupWriter, open_manifest, read_part, verify};
 pub use backup_id::BackupId;
 pub use crypto::{KeyId, PlatformKey};
 pub use manifest::{Manifest, PartName};
 pub use store::{BackupStore, S3Credentials, S3Target, Target};
+pub use types::{BackupPhase, StoreBackup, StoreBackupSpec, StoreBackupStatus};
 
 /// Why a backup could not be written, or why one is refused. The messages are meant for the
 /// operator reading a Job's log or a restore's status, so they name the part and the reason.

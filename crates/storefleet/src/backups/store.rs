@@ -242,6 +242,38 @@ impl BackupStore {
     }
 }
 
+impl BackupStore {
+    /// Deletes every object of one backup (its parts, its manifest, or what an unfinished backup
+    /// left); the manifest goes first, so a backup interrupted while being deleted is never listed
+    /// as complete again. Deleting what is not there is not an error.
+    pub async fn delete_backup(
+        &self,
+        store: &StoreId,
+        backup: &BackupId,
+    ) -> Result<(), BackupError> {
+        let manifest = self.manifest_path(store, backup);
+        match self.objects.delete(&manifest).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(storage(format!("deleting {manifest}"))(e)),
+        }
+        let folder = self.backup_folder(store, backup);
+        let objects: Vec<_> = self
+            .objects
+            .list(Some(&folder))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(storage(format!("listing {folder}")))?;
+        for path in objects {
+            match self.objects.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(storage(format!("deleting {path}"))(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A streaming upload with back-pressure: [`Upload::write`] waits while
 /// `UPLOADS_IN_FLIGHT` parts are on their way, so memory stays bounded however large the object.
 pub struct Upload {

@@ -42,6 +42,8 @@ pub enum Action {
     TokenRevoked,
     /// A fleet rollout: created, paused, resumed, aborted, a store rolled back, completed.
     Rollout,
+    /// A store's backup: requested, deleted.
+    Backup,
 }
 
 impl Action {
@@ -59,6 +61,7 @@ impl Action {
             Action::TokenCreated => "token_created",
             Action::TokenRevoked => "token_revoked",
             Action::Rollout => "rollout",
+            Action::Backup => "backup",
         }
     }
 }

@@ -1,0 +1,93 @@
+//! `storefleet backup-agent backup|restore`: the program a backup or restore Job runs in the store's
+//! namespace (the platform's own binary, so no new image). It reads the store's database with
+//! `mariadb-dump` and its `wp-content` folder with the `tar` crate, and streams both through the
+//! archive ([`super::archive`]) to the target; a restore runs the same way back, after checking the
+//! whole backup. Nothing it runs goes through a shell: `mariadb-dump` and `mariadb` get argv vectors
+//! and the password through their environment.
+//!
+//! - [`database`]: the connection settings and the two client programs
+//! - [`files`]: `wp-content` as a tar, and its replacement (extract beside it, then swap)
+//! - [`checked`]: a source that fails at its end when the program or thread behind it failed
+//! - [`backup`], [`restore`]: the two runs
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::BackupId;
+use super::settings::BackupArgs;
+use crate::domain::{Engine, StoreId};
+
+pub mod backup;
+mod checked;
+pub mod database;
+pub mod files;
+pub mod restore;
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Back the store up: database dump and wp-content, then the sealed manifest. Prints the
+    /// manifest (JSON) on success.
+    Backup(AgentArgs),
+    /// Check the whole backup, then replace the store's database and wp-content with it. Changes
+    /// nothing if any check fails.
+    Restore(AgentArgs),
+    /// Copy this binary to `--to` (a Job's init container: the platform image has no `cp`, and the
+    /// agent runs in the store's MariaDB image, beside its client programs).
+    Install {
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    #[arg(long, env = "STOREFLEET_STORE_ID", value_parser = parse_store_id)]
+    pub store_id: StoreId,
+    /// Backup: the id to write (the controller names it; unset: a new one). Restore: required.
+    #[arg(long, env = "STOREFLEET_BACKUP_ID", value_parser = parse_backup_id)]
+    pub backup_id: Option<BackupId>,
+    /// Recorded in the manifest.
+    #[arg(long, env = "STOREFLEET_CHART_VERSION", default_value = "")]
+    pub chart_version: String,
+    /// The store's `wp-content` folder (a subfolder of the mounted WordPress volume: a restore
+    /// swaps it with a sibling folder).
+    #[arg(long, env = "STOREFLEET_WP_CONTENT")]
+    pub wp_content: PathBuf,
+    #[command(flatten)]
+    pub database: database::DatabaseArgs,
+    #[command(flatten)]
+    pub target: BackupArgs,
+}
+
+fn parse_store_id(raw: &str) -> Result<StoreId, String> {
+    StoreId::parse(raw).map_err(|e| e.to_string())
+}
+
+fn parse_backup_id(raw: &str) -> Result<BackupId, String> {
+    BackupId::parse(raw).map_err(|e| e.to_string())
+}
+
+fn install(to: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = std::env::current_exe()?;
+    std::fs::copy(&me, to)
+        .map_err(|e| anyhow::anyhow!("copying {} to {}: {e}", me.display(), to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+pub fn run(command: AgentCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match command {
+        AgentCommand::Backup(args) => {
+            let manifest = runtime.block_on(backup::run(&args, Engine::Woocommerce))?;
+            println!("{}", serde_json::to_string(&manifest)?);
+        }
+        AgentCommand::Restore(args) => {
+            let restored = runtime.block_on(restore::run(&args))?;
+            println!("{restored}");
+        }
+        AgentCommand::Install { to } => install(&to)?,
+    }
+    Ok(())
+}

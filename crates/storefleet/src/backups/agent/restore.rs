@@ -1,0 +1,45 @@
+//! A restore run. Order matters, so that a refused or failed restore changes as little as possible:
+//! 1. the manifest's seal and the whole backup ([`crate::backups::verify`]: every part present, of its
+//!    size and SHA-256, every chunk authentic): any doubt, and nothing is touched;
+//! 2. `wp-content` unpacked into a sibling folder (the live one untouched);
+//! 3. the dump fed into `mariadb` (the one step that changes the store before it is whole: it runs
+//!    only on a verified backup, and each chunk is authenticated again before it is passed on);
+//! 4. the folders swapped by renames.
+use anyhow::Context;
+
+use super::AgentArgs;
+use crate::backups::{PartName, open_manifest, read_part, verify};
+
+pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
+    let backup_id = args
+        .backup_id
+        .clone()
+        .context("a restore needs --backup-id (STOREFLEET_BACKUP_ID)")?;
+    let settings = args.target.settings()?;
+    let (store, key) = (&settings.store, &*settings.key);
+    let refused = || {
+        format!(
+            "refusing to restore backup {backup_id} of store {}",
+            args.store_id
+        )
+    };
+    let manifest = open_manifest(store, key, &args.store_id, &backup_id)
+        .await
+        .with_context(refused)?;
+    verify(store, key, &manifest).await.with_context(refused)?;
+
+    let staging = super::files::Staging::beside(&args.wp_content)?;
+    staging
+        .unpack(|pipe| read_part(store, key, &manifest, PartName::Files, pipe))
+        .await
+        .context("restoring wp-content (the live files are unchanged)")?;
+    args.database
+        .import(|stdin| read_part(store, key, &manifest, PartName::Database, stdin))
+        .await
+        .context("restoring the database (wp-content is unchanged)")?;
+    staging.swap()?;
+    Ok(format!(
+        "restored backup {backup_id} of store {} (taken {})",
+        args.store_id, manifest.started_at
+    ))
+}

@@ -1,0 +1,208 @@
+//! Where the platform keeps backups and which key seals them, from flags or `STOREFLEET_BACKUP_*`
+//! environment variables. The same flags serve `storefleet serve` (the controller opens manifests to
+//! check a finished backup) and `storefleet backup-agent` (the Job that writes and reads backups), so
+//! the two can never disagree on a name.
+//!
+//! Secrets never travel as flag values, which `ps` and a Pod's spec show: the key comes from a file
+//! (a mounted Secret) or `STOREFLEET_BACKUP_KEY` (an env var from a Secret); S3 credentials come from
+//! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, which `object_store` reads itself.
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::{BackupStore, PlatformKey, S3Credentials, S3Target, Target};
+
+/// The environment variable holding the platform key itself (a Secret's key, as `env.valueFrom`).
+pub const KEY_ENV: &str = "STOREFLEET_BACKUP_KEY";
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct BackupArgs {
+    /// Filesystem target: a folder (a PersistentVolume) holding every backup. Exclusive with
+    /// --backup-s3-bucket.
+    #[arg(
+        long,
+        env = "STOREFLEET_BACKUP_DIR",
+        conflicts_with = "backup_s3_bucket"
+    )]
+    pub backup_dir: Option<PathBuf>,
+    /// S3 target: the bucket (any S3-compatible server; credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, or the usual AWS sources).
+    #[arg(long, env = "STOREFLEET_BACKUP_S3_BUCKET")]
+    pub backup_s3_bucket: Option<String>,
+    /// The S3 endpoint (`https://s3.example.net`); unset: AWS's endpoint for the region.
+    #[arg(long, env = "STOREFLEET_BACKUP_S3_ENDPOINT")]
+    pub backup_s3_endpoint: Option<String>,
+    #[arg(long, env = "STOREFLEET_BACKUP_S3_REGION", default_value = "us-east-1")]
+    pub backup_s3_region: String,
+    /// `endpoint/bucket/key` addressing (MinIO, Garage and most self-hosted servers).
+    #[arg(long, env = "STOREFLEET_BACKUP_S3_PATH_STYLE")]
+    pub backup_s3_path_style: bool,
+    /// Plain HTTP to the endpoint (an in-cluster server; parts are encrypted before they leave).
+    #[arg(long, env = "STOREFLEET_BACKUP_S3_ALLOW_HTTP")]
+    pub backup_s3_allow_http: bool,
+    /// A `/`-separated folder inside the target that holds every backup (empty: its root).
+    #[arg(long, env = "STOREFLEET_BACKUP_PREFIX", default_value = "")]
+    pub backup_prefix: String,
+    /// A file holding the platform key (a mounted Secret): 32 bytes as 64 hex digits or base64.
+    /// Unset: the key is read from STOREFLEET_BACKUP_KEY.
+    #[arg(long, env = "STOREFLEET_BACKUP_KEY_FILE")]
+    pub backup_key_file: Option<PathBuf>,
+}
+
+/// A configured, opened target and the key: what reading or writing a backup needs.
+#[derive(Clone, Debug)]
+pub struct BackupSettings {
+    pub target: Target,
+    pub prefix: String,
+    pub store: BackupStore,
+    pub key: std::sync::Arc<PlatformKey>,
+    /// The key as its Secret holds it, for the copy the controller puts into store namespaces.
+    pub key_text: KeyText,
+    /// The S3 credentials this process was given (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`), for
+    /// the same copy; `None`: the Job finds its own (a workload identity).
+    pub s3_credentials: Option<S3Credentials>,
+}
+
+/// The key's text; never printed.
+#[derive(Clone)]
+pub struct KeyText(String);
+
+impl KeyText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(..)")
+    }
+}
+
+/// How backup Jobs in store namespaces reach a filesystem target: a PersistentVolumeClaim of this
+/// name in each store namespace, bound by the platform's operator to the same storage the
+/// control plane mounts at `--backup-dir` (a claim cannot cross namespaces). S3 needs none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobTarget {
+    Claim(String),
+}
+
+/// The control plane's backup configuration (`storefleet serve`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct PlatformBackupArgs {
+    #[command(flatten)]
+    pub target: BackupArgs,
+    /// The platform image (this binary's own): backup Jobs copy the agent from it. Required with a
+    /// backup target.
+    #[arg(long, env = "STOREFLEET_BACKUP_AGENT_IMAGE")]
+    pub backup_agent_image: Option<String>,
+    /// With --backup-dir: the PersistentVolumeClaim, in each store namespace, that backup Jobs mount
+    /// as the target.
+    #[arg(
+        long,
+        env = "STOREFLEET_BACKUP_JOB_CLAIM",
+        default_value = "storefleet-backups"
+    )]
+    pub backup_job_claim: String,
+}
+
+/// Backups as the control plane runs them.
+#[derive(Clone, Debug)]
+pub struct PlatformBackups {
+    pub settings: BackupSettings,
+    pub agent_image: String,
+    pub job_target: JobTarget,
+}
+
+impl PlatformBackupArgs {
+    /// `None` without a target: the platform then offers no backups (and says so).
+    pub fn platform(self) -> anyhow::Result<Option<PlatformBackups>> {
+        if !self.target.configured() {
+            return Ok(None);
+        }
+        let settings = self.target.settings()?;
+        let agent_image = self.backup_agent_image.context(
+            "--backup-agent-image (STOREFLEET_BACKUP_AGENT_IMAGE) is required with a backup target",
+        )?;
+        Ok(Some(PlatformBackups {
+            settings,
+            agent_image,
+            job_target: JobTarget::Claim(self.backup_job_claim),
+        }))
+    }
+}
+
+impl BackupArgs {
+    /// Whether backups are configured at all (`serve` runs without them; the agent needs them).
+    pub fn configured(&self) -> bool {
+        self.backup_dir.is_some() || self.backup_s3_bucket.is_some()
+    }
+
+    pub fn target(&self) -> anyhow::Result<Target> {
+        match (&self.backup_dir, &self.backup_s3_bucket) {
+            (Some(root), None) => Ok(Target::Filesystem {
+                root: std::path::absolute(root)
+                    .with_context(|| format!("--backup-dir {}", root.display()))?,
+            }),
+            (None, Some(bucket)) => Ok(Target::S3(S3Target {
+                endpoint: self.backup_s3_endpoint.clone(),
+                bucket: bucket.clone(),
+                region: self.backup_s3_region.clone(),
+                path_style: self.backup_s3_path_style,
+                allow_http: self.backup_s3_allow_http,
+                credentials: None,
+            })),
+            (None, None) => bail!(
+                "no backup target: give --backup-dir (STOREFLEET_BACKUP_DIR) or --backup-s3-bucket (STOREFLEET_BACKUP_S3_BUCKET)"
+            ),
+            (Some(_), Some(_)) => bail!("--backup-dir and --backup-s3-bucket exclude each other"),
+        }
+    }
+
+    fn key_text(&self) -> anyhow::Result<KeyText> {
+        let raw = match &self.backup_key_file {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the backup key from {}", file.display()))?,
+            None => std::env::var(KEY_ENV).map_err(|_| {
+                anyhow::anyhow!(
+                    "no backup key: give --backup-key-file (STOREFLEET_BACKUP_KEY_FILE) or set {KEY_ENV}"
+                )
+            })?,
+        };
+        let text = raw.trim().to_owned();
+        PlatformKey::parse(&text)?;
+        Ok(KeyText(text))
+    }
+
+    pub fn key(&self) -> anyhow::Result<PlatformKey> {
+        Ok(PlatformKey::parse(self.key_text()?.expose())?)
+    }
+
+    /// Target and key, checked and opened.
+    pub fn settings(&self) -> anyhow::Result<BackupSettings> {
+        let target = self.target()?;
+        let store = BackupStore::open(&target, &self.backup_prefix)?;
+        let key_text = self.key_text()?;
+        let s3_credentials = match (
+            std::env::var("AWS_ACCESS_KEY_ID"),
+            std::env::var("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            (Ok(access_key_id), Ok(secret_access_key)) if matches!(target, Target::S3(_)) => {
+                Some(S3Credentials {
+                    access_key_id,
+                    secret_access_key,
+                })
+            }
+            _ => None,
+        };
+        Ok(BackupSettings {
+            target,
+            prefix: self.backup_prefix.clone(),
+            store,
+            key: std::sync::Arc::new(PlatformKey::parse(key_text.expose())?),
+            key_text,
+            s3_credentials,
+        })
+    }
+}
