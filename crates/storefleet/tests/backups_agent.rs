@@ -49,7 +49,13 @@ impl MariaDb {
             ])
             .output()
             .unwrap();
-        assert!(install.status.success(), "mariadb-install-db: {install:?}");
+        assert!(
+            install.status.success(),
+            "mariadb-install-db: {}\n{}\n{}",
+            install.status,
+            String::from_utf8_lossy(&install.stdout),
+            String::from_utf8_lossy(&install.stderr)
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

@@ -138,7 +138,7 @@ impl DomainService {
         raw: &str,
         primary: bool,
     ) -> Result<Put, DomainsError> {
-        let store = self.visible_store(caller, id).await?;
+        let store = self.changeable_store(caller, id).await?;
         let domain = match DomainName::parse(raw, &self.settings.base_domain) {
             Ok(d) => d,
             Err(e) => {
@@ -214,7 +214,7 @@ impl DomainService {
         id: &StoreId,
         raw: &str,
     ) -> Result<(), DomainsError> {
-        let store = self.visible_store(caller, id).await?;
+        let store = self.changeable_store(caller, id).await?;
         // A name that does not parse is no domain of this store: 404 as for any other.
         let not_found = || DomainsError::NotFound {
             store: id.to_string(),
@@ -239,14 +239,19 @@ impl DomainService {
     }
 
     /// The Store as the API server has it now, if the caller may see it (else `NotFound`, as the
-    /// store routes answer) and it is not being deleted.
+    /// store routes answer). A store being deleted is still read, like `GET /stores/{id}`.
     async fn visible_store(&self, caller: &Caller, id: &StoreId) -> Result<Store, DomainsError> {
         // Ownership and visibility exactly as the store routes (and their audit of a non-owner).
         self.stores.get(caller, id).await?;
-        let store = Api::<Store>::all(self.client.clone())
+        Ok(Api::<Store>::all(self.client.clone())
             .get_opt(id.as_str())
             .await?
-            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?)
+    }
+
+    /// [`Self::visible_store`], for a change: a store being deleted takes none (409).
+    async fn changeable_store(&self, caller: &Caller, id: &StoreId) -> Result<Store, DomainsError> {
+        let store = self.visible_store(caller, id).await?;
         if store.is_deleting() {
             return Err(StoreError::Deleting(id.to_string()).into());
         }
