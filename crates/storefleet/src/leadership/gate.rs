@@ -83,3 +83,78 @@ impl Drop for Running<'_> {
         self.0.running.send_modify(|n| *n -= 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::sync::{Mutex, watch};
+    use tokio::time::Instant;
+
+    use super::super::{Leadership, Term};
+    use crate::metrics::Metrics;
+
+    fn following() -> Arc<Leadership> {
+        Arc::new(Leadership {
+            term: watch::Sender::new(Term::Following),
+            running: watch::Sender::new(0),
+            elector: Mutex::new(None),
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+
+    /// Starts a gated loop that counts its starts; answers the counter of starts.
+    fn gated(leadership: &Arc<Leadership>) -> Arc<AtomicUsize> {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let (l, s) = (leadership.clone(), starts.clone());
+        tokio::spawn(async move {
+            l.run_while_leading("test loop", || {
+                s.fetch_add(1, Ordering::SeqCst);
+                std::future::pending()
+            })
+            .await;
+        });
+        starts
+    }
+
+    async fn running(leadership: &Leadership) -> usize {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        *leadership.running.borrow()
+    }
+
+    #[tokio::test]
+    async fn a_loop_runs_only_within_a_term_and_stops_at_an_unrenewed_deadline() {
+        let leadership = following();
+        let starts = gated(&leadership);
+        assert_eq!(running(&leadership).await, 0, "started while following");
+
+        let until = Instant::now() + Duration::from_millis(300);
+        leadership.set_term(Term::Leading { until: Some(until) });
+        assert_eq!(running(&leadership).await, 1);
+        // Not renewed: the loop stops by the deadline alone, with no word from the elector.
+        tokio::time::sleep_until(until).await;
+        assert_eq!(
+            running(&leadership).await,
+            0,
+            "still acting past the deadline"
+        );
+
+        // Renewed in time: it runs on, the same loop (not restarted).
+        let until = Instant::now() + Duration::from_millis(300);
+        leadership.set_term(Term::Leading { until: Some(until) });
+        assert_eq!(running(&leadership).await, 1);
+        leadership.set_term(Term::Leading {
+            until: Some(until + Duration::from_secs(60)),
+        });
+        tokio::time::sleep_until(until + Duration::from_millis(100)).await;
+        assert_eq!(running(&leadership).await, 1, "stopped although renewed");
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+
+        // Lost: stopped at once.
+        leadership.set_term(Term::Following);
+        assert_eq!(running(&leadership).await, 0);
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+    }
+}
