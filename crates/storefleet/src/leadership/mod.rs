@@ -65,13 +65,16 @@ impl Term {
     }
 }
 
+/// The elector task and the Lease it holds (for the hand-back).
+type Elector = (tokio::task::JoinHandle<()>, Arc<Mutex<LeaseLock>>);
+
 /// The gate of every controller loop in this process.
 pub struct Leadership {
     term: watch::Sender<Term>,
     /// Loops running behind the gate now: a step-down waits until they have stopped.
     running: watch::Sender<usize>,
     /// The elector task and its Lease, while electing.
-    elector: Mutex<Option<(tokio::task::JoinHandle<()>, Arc<Mutex<LeaseLock>>)>>,
+    elector: Mutex<Option<Elector>>,
     metrics: Arc<Metrics>,
 }
 
