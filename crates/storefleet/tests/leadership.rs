@@ -113,6 +113,18 @@ async fn released_once(server: &Server, id: &str) {
     );
 }
 
+/// The `status` labels of a release's helm records (one per revision).
+async fn helm_records(server: &Server, id: &str) -> Vec<String> {
+    Api::<Secret>::namespaced(server.cluster.client.clone(), id)
+        .list(&ListParams::default().labels("owner=helm"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|s| s.labels().get("status").cloned())
+        .collect()
+}
+
 fn controller_starts(server: &Server) -> usize {
     server.log().matches("\"starting the controller\"").count()
 }
@@ -167,6 +179,11 @@ async fn one_leader_runs_the_controllers_and_another_takes_over() {
         async move { namespaces.get_opt(&id).await.unwrap().map(drop) }
     })
     .await;
+    // Best while helm writes the release (its record `pending-install`): poll closely for it.
+    let watching = Instant::now();
+    while helm_records(&servers[f], &id2).await.is_empty() && watching.elapsed() < READY_TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, before) = servers[f].get_json(&format!("/stores/{id2}")).await;
     assert_ne!(
         before["status"], "Ready",
@@ -174,6 +191,8 @@ async fn one_leader_runs_the_controllers_and_another_takes_over() {
     );
     servers[l].kill9();
     let killed = Instant::now();
+    let records = helm_records(&servers[f], &id2).await;
+    eprintln!("{id2}'s helm records at the kill: {records:?}");
     testkit::wait_for("the follower to take over", TAKEOVER_AFTER_KILL, || {
         let server = &servers[f];
         async move { leads(server).await.then_some(()) }
@@ -186,6 +205,12 @@ async fn one_leader_runs_the_controllers_and_another_takes_over() {
     eprintln!("{id2} Ready {:?} after the kill", killed.elapsed());
     released_once(&servers[f], &id2).await;
     released_once(&servers[f], &id).await;
+    if records.iter().any(|s| s.starts_with("pending-")) {
+        assert!(
+            servers[f].log().contains("removed the stale record"),
+            "the new leader did not unlock {id2}"
+        );
+    }
 
     // The killed replica comes back as a follower; a SIGTERM of the leader hands over at once.
     servers[l].restart().await;
