@@ -156,6 +156,29 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
         let pod = &deployment["spec"]["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{file}");
         assert_two_identities(&objects, file);
+        // Leader election: on, and exactly get/create/update of the controller's own Lease here.
+        assert_eq!(
+            find(&objects, "Role", "sf-storefleet-leases")["rules"],
+            json!([
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                 "resourceNames": ["storefleet-default"], "verbs": ["get", "update"]},
+            ]),
+            "{file}"
+        );
+        let leases = find(&objects, "RoleBinding", "sf-storefleet-leases");
+        assert_eq!(leases["metadata"]["namespace"], "platform", "{file}");
+        assert_eq!(
+            leases["subjects"][0]["name"], "sf-storefleet-controller",
+            "{file}"
+        );
+        assert_eq!(leases["subjects"].as_array().unwrap().len(), 1, "{file}");
+        let env = env_map(container(pod, "controller"));
+        assert_eq!(env["STOREFLEET_LEADER_ELECTION"], "true", "{file}");
+        assert_eq!(
+            env["STOREFLEET_LEADER_ELECTION_NAMESPACE"], "platform",
+            "{file}"
+        );
         for (name, component) in [("api", "api"), ("controller", "controller")] {
             let container = container(pod, name);
             assert_eq!(
@@ -747,6 +770,8 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
     .await;
     let store_role = format!("{fullname}-store");
     let store_api_role = format!("{fullname}-store-api");
+    // The chart's instance is `default`.
+    let lease = "storefleet-default";
 
     // Refused to both: the issue's three calls and their neighbours.
     let refused_to_both = [
@@ -796,6 +821,9 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "patch storerollouts.storefleet.dev --subresource=status",
         "delete storerollouts.storefleet.dev",
         "patch storedomains.storefleet.dev --subresource=status",
+        // Leader election is the controller's alone.
+        &format!("create leases.coordination.k8s.io -n {}", ns.name),
+        &format!("update leases.coordination.k8s.io/{lease} -n {}", ns.name),
     ];
     let api_allowed = [
         "get stores.storefleet.dev",
@@ -821,6 +849,15 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "create storerollouts.storefleet.dev",
         "create storedomains.storefleet.dev",
         "get secrets -n store-000000",
+        // Its Lease only, in its own namespace only, and never deleted (a release is an update).
+        "update leases.coordination.k8s.io -n kube-system",
+        "create leases.coordination.k8s.io -n default",
+        &format!(
+            "update leases.coordination.k8s.io/kube-scheduler -n {}",
+            ns.name
+        ),
+        &format!("delete leases.coordination.k8s.io/{lease} -n {}", ns.name),
+        &format!("list leases.coordination.k8s.io -n {}", ns.name),
     ];
     let controller_allowed = [
         "get stores.storefleet.dev",
@@ -844,6 +881,10 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "list pods --all-namespaces",
         "watch deployments.apps --all-namespaces",
         "watch jobs.batch --all-namespaces",
+        // Leader election (leaderElection.enabled, the default): its Lease in its namespace.
+        &format!("create leases.coordination.k8s.io -n {}", ns.name),
+        &format!("get leases.coordination.k8s.io/{lease} -n {}", ns.name),
+        &format!("update leases.coordination.k8s.io/{lease} -n {}", ns.name),
     ];
     let mut table = Vec::new();
     for (who, identity, refused, allowed) in [
@@ -2530,6 +2571,11 @@ impl Release {
             "STOREFLEET_API_STORE_ROLE",
             "STOREFLEET_API_SERVICE_ACCOUNT",
             "STOREFLEET_WORKLOAD_WATCH",
+            // Leader election as the chart sets it (the identity is the pod's name there; here the
+            // default, `<hostname>-<pid>`): the Lease in the release's namespace.
+            "STOREFLEET_LEADER_ELECTION",
+            "STOREFLEET_LEADER_ELECTION_NAMESPACE",
+            "STOREFLEET_LEADER_ELECTION_LEASE",
         ]
         .into_iter()
         .filter_map(|key| {

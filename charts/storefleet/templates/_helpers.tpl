@@ -65,9 +65,17 @@ and binds roles in store namespaces. The API's is the Pod's ServiceAccount.
 {{- end -}}
 
 {{/* Values the chart cannot work with fail the render with a message, not a broken object. */}}
+{{/* The controllers' leader Lease, as `storefleet serve` names it by default. */}}
+{{- define "storefleet.leaseName" -}}
+{{- printf "storefleet-%s" (.Values.instance | lower | replace "_" "-") -}}
+{{- end -}}
+
 {{- define "storefleet.validate" -}}
 {{- if not (has .Values.environment (list "local" "prod")) -}}
 {{- fail (printf "environment must be local or prod, not %q" .Values.environment) -}}
+{{- end -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- fail "replicaCount above 1 needs a shared database: the audit log, users and sessions are one SQLite file on a ReadWriteOnce volume (the controller's leader election is ready for more replicas; docs/production.md)" -}}
 {{- end -}}
 {{- if not (has .Values.urlScheme (list "http" "https")) -}}
 {{- fail (printf "urlScheme must be http or https, not %q" .Values.urlScheme) -}}

@@ -156,6 +156,28 @@ pub struct ServeArgs {
     /// cluster-wide) and notice readiness at once; `off`: poll each provisioning store's namespace.
     #[arg(long, env = "STOREFLEET_WORKLOAD_WATCH", value_enum, default_value_t = WorkloadWatch::Cluster)]
     pub workload_watch: WorkloadWatch,
+    /// Several replicas: run the controllers only while this process holds the leader Lease
+    /// (docs/controller.md, "Leadership"). Off (`--leader-election=false`, the default): this
+    /// process always runs them, as one replica does. The platform chart turns it on.
+    #[arg(
+        long,
+        env = "STOREFLEET_LEADER_ELECTION",
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub leader_election: bool,
+    /// The Lease's namespace; unset: the pod's own (in a cluster), else the kubeconfig context's.
+    #[arg(long, env = "STOREFLEET_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// The Lease's name; unset: `storefleet-<instance>`.
+    #[arg(long, env = "STOREFLEET_LEADER_ELECTION_LEASE")]
+    pub leader_election_lease: Option<String>,
+    /// This replica's name in the Lease (the platform chart: the pod's name); unset:
+    /// `<hostname>-<pid>`.
+    #[arg(long, env = "STOREFLEET_LEADER_ELECTION_IDENTITY")]
+    pub leader_election_identity: Option<String>,
     /// Rate limits, request limits, CORS (see docs/security.md).
     #[command(flatten)]
     pub guard: crate::api::guard::GuardArgs,

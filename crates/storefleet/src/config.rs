@@ -202,6 +202,8 @@ pub struct Config {
     pub backups: Option<std::sync::Arc<crate::backups::settings::PlatformBackups>>,
     /// A backup target is configured: the API takes backup requests.
     pub backups_offered: bool,
+    /// `None`: leader election off, this process always runs the controllers.
+    pub leader_election: Option<crate::leadership::Settings>,
 }
 
 /// The shortest `--admin-token` accepted: a guessable admin token is the one credential the
@@ -227,6 +229,7 @@ impl Config {
             "--instance {:?} must be a label value (letters, digits, `-_.`, at most 63)",
             args.instance
         );
+        let leader_election = leader_election(&args)?;
         ensure!(
             args.provision_timeout >= Duration::from_secs(1),
             "--provision-timeout must be at least 1s"
@@ -356,6 +359,7 @@ impl Config {
             public_addresses: args.public_addresses,
             backups,
             backups_offered,
+            leader_election,
         })
     }
 
@@ -363,6 +367,51 @@ impl Config {
         self.chart
             .join(format!("values-{}.yaml", self.environment.as_str()))
     }
+}
+
+/// `--leader-election*`: where the Lease is and who this process is, checked before any request.
+fn leader_election(args: &ServeArgs) -> anyhow::Result<Option<crate::leadership::Settings>> {
+    if !args.leader_election {
+        return Ok(None);
+    }
+    let lease = match &args.leader_election_lease {
+        Some(name) => name.clone(),
+        None => format!(
+            "storefleet-{}",
+            args.instance.to_ascii_lowercase().replace('_', "-")
+        ),
+    };
+    ensure!(
+        is_dns_subdomain(&lease),
+        "--leader-election-lease {lease:?} is not a Lease name"
+    );
+    if let Some(ns) = &args.leader_election_namespace {
+        ensure!(
+            is_dns_label(ns),
+            "--leader-election-namespace {ns:?} is not a namespace name"
+        );
+    }
+    let identity = match &args.leader_election_identity {
+        Some(id) if !id.trim().is_empty() => id.clone(),
+        Some(_) => bail!("--leader-election-identity must not be empty"),
+        // Unique on one machine and across machines; a restarted process is a new candidate.
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            format!(
+                "{}-{}",
+                if host.is_empty() { "storefleet" } else { &host },
+                std::process::id()
+            )
+        }
+    };
+    Ok(Some(crate::leadership::Settings {
+        namespace: args.leader_election_namespace.clone(),
+        lease,
+        identity,
+    }))
 }
 
 pub(crate) fn is_dns_name(s: &str) -> bool {

@@ -12,6 +12,7 @@
 //! - [`mail`]: the platform's SMTP relay, which every store sends through
 //! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
+//! - [`leadership`]: which replica runs the controllers (a Lease), and the gate they run behind
 //! - [`cli`], [`config`], [`server`], [`telemetry`], [`metrics`]: wiring
 pub mod api;
 pub mod backups;
@@ -23,6 +24,7 @@ pub mod dependencies;
 pub mod domain;
 pub mod domains;
 pub mod helm;
+pub mod leadership;
 pub mod mail;
 pub mod metrics;
 pub mod plans;

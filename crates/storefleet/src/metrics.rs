@@ -119,6 +119,7 @@ pub struct Metrics {
     audit_pruned: Counter,
     event_streams: Gauge,
     rollbacks: Counter,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -217,6 +218,12 @@ impl Metrics {
             "Stores a fleet rollout rolled back after they failed their gate",
             rollbacks.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this process runs the controllers (holds the leader Lease, or leader election is off), else 0",
+            leader.clone(),
+        );
         // Known reasons start at 0, so the family is visible (and `rate()` works) before a failure.
         for reason in RECONCILE_ERROR_REASONS {
             let _ = reconcile_errors.get_or_create(&ReasonLabels { reason });
@@ -236,6 +243,7 @@ impl Metrics {
             audit_pruned,
             event_streams,
             rollbacks,
+            leader,
         }
     }
 }
@@ -268,6 +276,11 @@ impl Metrics {
         self.audit_entries
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
         self.audit_pruned.inc_by(pruned);
+    }
+
+    /// Whether this process runs the controllers now (`leadership`).
+    pub fn leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     pub fn event_streams(&self, open: usize) {

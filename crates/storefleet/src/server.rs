@@ -17,6 +17,7 @@ use crate::controller::{self, Context};
 use crate::crd::Store;
 use crate::dependencies::Dependencies;
 use crate::helm::Helm;
+use crate::leadership::Leadership;
 use crate::metrics::Metrics;
 use crate::storage::{Action, AuditEntry, Bootstrap, Database, Housekeeping};
 use crate::store_feed::StoreFeed;
@@ -44,13 +45,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
 
+    // Who runs the controllers: the Lease's holder, or this process alone (leader election off).
+    let leadership = config
+        .component
+        .runs_controller()
+        .then(|| match &config.leader_election {
+            Some(settings) => Leadership::elect(client.clone(), settings, metrics.clone()),
+            None => Leadership::always(metrics.clone()),
+        });
     let (app, controller) = match config.component {
         Component::Api => (
             api_app(&config, &client, &db, &deps, &metrics, &mut tasks).await?,
             None,
         ),
         Component::Controller => {
-            let (controller, cache) = start_controller(&config, &client, &db, &deps, &metrics);
+            let leadership = leadership.clone().expect("runs the controller");
+            let (controller, cache) =
+                start_controller(&config, &client, &db, &deps, &metrics, leadership);
             let app = api::probes_router(api::ProbeState {
                 metrics: metrics.clone(),
                 deps: deps.clone(),
@@ -61,7 +72,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
         Component::All => {
             let app = api_app(&config, &client, &db, &deps, &metrics, &mut tasks).await?;
-            let (controller, _cache) = start_controller(&config, &client, &db, &deps, &metrics);
+            let leadership = leadership.clone().expect("runs the controller");
+            let (controller, _cache) =
+                start_controller(&config, &client, &db, &deps, &metrics, leadership);
             (app, Some(controller))
         }
     };
@@ -70,6 +83,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         component = config.component.as_str(),
         instance = %config.instance,
         workload_watch = config.workload_watch.as_str(),
+        leader_election = config.leader_election.is_some(),
         store_role = config.store_access.as_ref().map(|a| a.role.as_str()),
         mail_relay = config.mail.as_ref().map(|m| m.host.as_str()),
         "listening"
@@ -96,6 +110,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             joined.context("the API server task")?.context("serving the API")?;
             return Ok(());
         }
+    }
+    // The controllers stopped with the select above (their helm processes killed on drop): hand
+    // the Lease over first, so the next replica takes over while this one finishes its requests.
+    if let Some(leadership) = &leadership {
+        leadership.step_down().await;
     }
     // Stop accepting; requests under way get a moment. Event streams never end by themselves, and
     // reconciles under way are safe to cut (a helm release left pending is unlocked at the next
@@ -182,15 +201,71 @@ async fn api_app(
 }
 
 /// The controller side: waits for the CRD (a controller without it would only fail, loudly, in a
-/// loop), then reconciles. Answers the future that runs it and its cache of Stores.
+/// loop), then reconciles while this process leads (`leadership`). Each term builds the controller
+/// afresh: nothing carried over from an earlier term can act on what another leader changed since.
+/// Answers the future that runs it and the current term's cache of Stores.
 fn start_controller(
     config: &Config,
     client: &Client,
     db: &Database,
     deps: &Arc<Dependencies>,
     metrics: &Arc<Metrics>,
+    leadership: Arc<Leadership>,
 ) -> (
     std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    api::ControllerCache,
+) {
+    let slot: api::ControllerCache = Arc::new(std::sync::RwLock::new(
+        kube::runtime::reflector::store::Writer::<Store>::default().as_reader(),
+    ));
+    let (config, client, db, deps, metrics) = (
+        config.clone(),
+        client.clone(),
+        db.clone(),
+        deps.clone(),
+        metrics.clone(),
+    );
+    let term_slot = slot.clone();
+    let controller = async move {
+        deps.crd_served().await;
+        if config.component == Component::Controller && config.leader_election.is_some() {
+            // A standby has no watch to sync and is as ready as the leader: it takes over when
+            // needed, and its pod must stay in the Service (the API container beside it serves).
+            deps.store_watch_synced();
+        }
+        leadership
+            .run_while_leading("the store controller and fleet rollouts", || {
+                let (run, cache) = controller_term(&config, &client, &db, &metrics);
+                *term_slot.write().expect("not poisoned") = cache.clone();
+                let deps = deps.clone();
+                let component = config.component;
+                async move {
+                    tracing::info!("starting the controller");
+                    if component == Component::Controller {
+                        // This process has no API-side watch: its readiness follows the controller's own.
+                        tokio::spawn(async move {
+                            if cache.wait_until_ready().await.is_ok() {
+                                deps.store_watch_synced();
+                            }
+                        });
+                    }
+                    run.await;
+                }
+            })
+            .await;
+    };
+    (Box::pin(controller), slot)
+}
+
+/// One term's controllers: the store controller and, beside it, the fleet rollouts of this
+/// instance (they change Stores; it releases them).
+fn controller_term(
+    config: &Config,
+    client: &Client,
+    db: &Database,
+    metrics: &Arc<Metrics>,
+) -> (
+    impl std::future::Future<Output = ()> + Send + use<>,
     StoreCache<Store>,
 ) {
     let mut values_files = vec![config.env_values_file()];
@@ -245,24 +320,7 @@ fn start_controller(
             () = backups => {},
         }
     };
-    let deps = deps.clone();
-    let component = config.component;
-    let ready_cache = cache.clone();
-    let controller = async move {
-        deps.crd_served().await;
-        tracing::info!("starting the controller");
-        if component == Component::Controller {
-            // This process has no API-side watch: its readiness follows the controller's own.
-            let deps = deps.clone();
-            tokio::spawn(async move {
-                if ready_cache.wait_until_ready().await.is_ok() {
-                    deps.store_watch_synced();
-                }
-            });
-        }
-        run.await;
-    };
-    (Box::pin(controller), cache)
+    (run, cache)
 }
 
 /// The built-in admin can always sign in: with `--admin-token`, or with a token generated at first

@@ -88,7 +88,7 @@ pub async fn controller_readyz(State(state): State<ProbeState>) -> Result<Json<H
 
 /// `/metrics` of `--component controller`: stores by phase from the controller's own cache.
 pub async fn controller_metrics(State(state): State<ProbeState>) -> Response {
-    let stores = state.cache.state();
+    let stores = state.cache.read().expect("not poisoned").state();
     let ours = stores
         .iter()
         .filter(|s| s.instance() == state.instance)

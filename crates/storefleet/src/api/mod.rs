@@ -216,12 +216,16 @@ pub fn probes_router(state: ProbeState) -> Router {
 }
 
 /// What the controller component's probe routes read.
+/// The store controller's cache, replaced each time this replica starts leading.
+pub type ControllerCache = std::sync::Arc<std::sync::RwLock<StoreCache<Store>>>;
+
 #[derive(Clone)]
 pub struct ProbeState {
     pub metrics: Arc<Metrics>,
     pub deps: Arc<Dependencies>,
-    /// The controller's own cache of Stores (metrics by phase; readiness).
-    pub cache: StoreCache<Store>,
+    /// The controller's own cache of Stores (metrics by phase), of its current term (empty on a
+    /// standby replica: only the leader runs the controller).
+    pub cache: ControllerCache,
     pub instance: String,
 }
 

@@ -223,6 +223,54 @@ impl Server {
         }
     }
 
+    /// SIGTERM, as Kubernetes stops a pod: waits until the process has exited (at most `within`,
+    /// then kills it) and answers how long that took.
+    pub fn terminate(&mut self, within: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped (we hold the Child).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        while started.elapsed() < within {
+            if child.try_wait().unwrap().is_some() {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("storefleet serve did not stop within {within:?} of SIGTERM");
+    }
+
+    /// Another `storefleet serve` of the same instance (same flags and token, its own database and
+    /// log): a second replica of this control plane.
+    pub async fn start_peer(&self) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = self.args.clone();
+        let i = args
+            .iter()
+            .position(|a| a == "--database-url")
+            .expect("--database-url");
+        args[i + 1] = format!("sqlite://{}", dir.path().join("storefleet.db").display()).into();
+        let log_path = dir.path().join("server.log");
+        let mut peer = Server {
+            cluster: self.cluster.clone(),
+            instance: self.instance.clone(),
+            token: self.token.clone(),
+            base: String::new(),
+            http: self.http.clone(),
+            child: None,
+            args,
+            wait_ready: self.wait_ready,
+            dir,
+            log_path,
+        };
+        peer.spawn().await;
+        peer
+    }
+
     /// Starts the server again with the same flags and database.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "kill the server first");
