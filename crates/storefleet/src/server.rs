@@ -302,6 +302,10 @@ fn controller_term(
         tls: config.urls.scheme == crate::config::UrlScheme::Https,
     };
     let domain_client = client.clone();
+    // With a backup target, rollouts back each store up before upgrading it.
+    let rollout_backups = config.backups.is_some().then(|| {
+        crate::backups::service::BackupService::new(client.clone(), config.instance.clone(), true)
+    });
     // And the backups of this instance, when the platform has a backup target.
     let backups = config.backups.clone().map(|platform| {
         crate::backups::controller::run(client.clone(), config.instance.clone(), platform)
@@ -315,7 +319,7 @@ fn controller_term(
         };
         tokio::select! {
             () = run => {},
-            () = crate::rollouts::controller::run(ctx) => {},
+            () = crate::rollouts::controller::run(ctx, rollout_backups) => {},
             () = crate::domains::controller::run(domain_client, domains) => {},
             () = backups => {},
         }

@@ -15,6 +15,7 @@ const PHASE_CLASS = {
 };
 const STEP_TEXT = {
   Pending: 'Pending',
+  BackingUp: 'Backing up',
   Upgrading: 'Upgrading (gate)',
   Upgraded: 'Upgraded',
   RollingBack: 'Rolling back',
@@ -117,16 +118,20 @@ function card(r) {
       button('pause', 'Pause', 'secondary', !done && !r.paused),
       button('resume', 'Resume', 'secondary', !done && r.paused && !r.aborted),
       button('abort', 'Abort…', 'danger', !done && !r.aborted)),
-    r.stores.length === 0 ? null : el('table', { class: 'table rollout-stores' },
+    // The pre-upgrade backup's column only on a platform that makes them (a backup target).
+    r.stores.length === 0 ? null : ((backups) => el('table', { class: 'table rollout-stores' },
       el('caption', { class: 'visually-hidden' }, `Stores of rollout ${id}, in the order it moves them`),
       el('thead', {}, el('tr', {},
         el('th', { scope: 'col' }, 'Store'), el('th', { scope: 'col' }, 'Step'),
-        el('th', { scope: 'col' }, 'Previous revision'), el('th', { scope: 'col' }, 'Message'))),
+        el('th', { scope: 'col' }, 'Previous revision'),
+        backups ? el('th', { scope: 'col' }, 'Backup') : null,
+        el('th', { scope: 'col' }, 'Message'))),
       el('tbody', {}, ...r.stores.map((s) => el('tr', { data: { store: s.store_id, step: s.step } },
         el('td', { class: 'mono', data: { label: 'Store' } }, el('a', { href: `#/stores/${encodeURIComponent(s.store_id)}` }, s.store_id)),
         el('td', { data: { label: 'Step' } }, STEP_TEXT[s.step] ?? s.step),
         el('td', { data: { label: 'Previous revision' } }, s.previous_revision == null ? '—' : String(s.previous_revision)),
-        el('td', { data: { label: 'Message' } }, s.message || '—'))))),
+        backups ? el('td', { class: 'mono', data: { label: 'Backup' } }, s.backup || '—') : null,
+        el('td', { data: { label: 'Message' } }, s.message || '—')))))(r.stores.some((s) => s.backup)),
   );
 }
 

@@ -72,9 +72,13 @@ pub struct RolloutView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RolloutStoreView {
     pub store_id: String,
-    /// Pending, Upgrading, Upgraded, RollingBack or RolledBack.
+    /// Pending, BackingUp, Upgrading, Upgraded, RollingBack or RolledBack.
     pub step: String,
     pub previous_revision: Option<u32>,
+    /// Its pre-upgrade backup's id (`GET /stores/{store_id}/backups/{backup_id}`), when the
+    /// platform has a backup target.
+    #[schema(example = "backup-20261201-221500-3fa2c1")]
+    pub backup: Option<String>,
     pub message: Option<String>,
 }
 
@@ -99,6 +103,7 @@ impl From<&StoreRollout> for RolloutView {
                     store_id: p.store_id.clone(),
                     step: format!("{:?}", p.step),
                     previous_revision: p.previous_revision,
+                    backup: p.backup.clone(),
                     message: p.message.clone(),
                 })
                 .collect(),

@@ -93,7 +93,37 @@ impl BackupService {
         if !self.enabled {
             return Err(BackupServiceError::NotConfigured);
         }
-        let id = BackupId::new(Utc::now());
+        self.create(store, &BackupId::new(Utc::now())).await
+    }
+
+    /// The backup `id` of `store`, made now if it does not exist yet. For a caller that recorded
+    /// the id before asking (the rollouts' pre-upgrade backup): a control plane killed between the
+    /// two makes it after its restart, and never a second one.
+    pub async fn ensure(
+        &self,
+        store: &StoreId,
+        id: &BackupId,
+    ) -> Result<StoreBackup, BackupServiceError> {
+        if !self.enabled {
+            return Err(BackupServiceError::NotConfigured);
+        }
+        if let Some(b) = self.api.get_opt(id.as_str()).await? {
+            return Ok(b);
+        }
+        match self.create(store, id).await {
+            // Made between the read and the create (another term of this controller).
+            Err(BackupServiceError::Kube(kube::Error::Api(e))) if e.code == 409 => {
+                Ok(self.api.get(id.as_str()).await?)
+            }
+            other => other,
+        }
+    }
+
+    async fn create(
+        &self,
+        store: &StoreId,
+        id: &BackupId,
+    ) -> Result<StoreBackup, BackupServiceError> {
         let mut b = StoreBackup::new(
             id.as_str(),
             StoreBackupSpec {

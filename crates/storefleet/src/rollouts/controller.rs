@@ -3,6 +3,10 @@
 //! taken (and after), so a control plane killed anywhere resumes from there: a store whose spec
 //! already carries the target is never changed again, and a rollback already applied to a Store's
 //! spec is not run again.
+//!
+//! With a backup target, a store first gets a pre-upgrade backup (`BackingUp`): its id is written
+//! to the store's progress before the `StoreBackup` is made, and the store is touched only once
+//! that backup `Succeeded`; a `Failed` one pauses the rollout with the store untouched.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +18,8 @@ use tracing::Instrument;
 
 use super::plan::{self, Next, Wave};
 use super::types::{RolloutPhase, StoreProgress, StoreRollout, StoreRolloutStatus, StoreStep};
+use crate::backups::service::{BackupService, BackupServiceError};
+use crate::backups::{BackupId, BackupPhase, StoreBackup};
 use crate::controller::{Context, EventType, readiness, release};
 use crate::crd::{DEFAULT_INSTANCE, LABEL_INSTANCE, Phase, Store, StoreRelease};
 use crate::domain::StoreId;
@@ -24,11 +30,12 @@ pub const FIELD_MANAGER: &str = "storefleet-rollouts";
 /// How often rollouts are looked at. A pass is a few reads; gates take tens of seconds.
 const PASS: Duration = Duration::from_secs(2);
 
-/// Runs the rollouts of the store controller's instance until the process ends.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the rollouts of the store controller's instance until the process ends. `backups`: the
+/// platform has a backup target, and each store is backed up before it is upgraded.
+pub async fn run(ctx: Arc<Context>, backups: Option<BackupService>) {
     let rollouts = Api::<StoreRollout>::all(ctx.client.clone());
     loop {
-        if let Err(e) = pass(&ctx, &rollouts).await {
+        if let Err(e) = pass(&ctx, backups.as_ref(), &rollouts).await {
             tracing::warn!("rollout pass failed: {e}");
         }
         tokio::time::sleep(PASS).await;
@@ -43,7 +50,11 @@ fn of_instance(r: &StoreRollout, instance: &str) -> bool {
         == instance
 }
 
-async fn pass(ctx: &Context, rollouts: &Api<StoreRollout>) -> kube::Result<()> {
+async fn pass(
+    ctx: &Context,
+    backups: Option<&BackupService>,
+    rollouts: &Api<StoreRollout>,
+) -> kube::Result<()> {
     let mut list: Vec<StoreRollout> = rollouts
         .list(&ListParams::default())
         .await?
@@ -66,11 +77,14 @@ async fn pass(ctx: &Context, rollouts: &Api<StoreRollout>) -> kube::Result<()> {
         return Ok(());
     };
     let span = tracing::info_span!("rollout", rollout = %rollout.name_any());
-    reconcile(ctx, rollouts, &rollout).instrument(span).await
+    reconcile(ctx, backups, rollouts, &rollout)
+        .instrument(span)
+        .await
 }
 
 async fn reconcile(
     ctx: &Context,
+    backups: Option<&BackupService>,
     rollouts: &Api<StoreRollout>,
     rollout: &StoreRollout,
 ) -> kube::Result<()> {
@@ -92,6 +106,7 @@ async fn reconcile(
                 previous_revision: None,
                 previous_release: None,
                 started_at: None,
+                backup: None,
                 message: None,
             })
             .collect();
@@ -119,6 +134,7 @@ async fn reconcile(
     let was_paused = st.phase == Some(RolloutPhase::Paused);
     for i in 0..st.stores.len() {
         match st.stores[i].step {
+            StoreStep::BackingUp => back_up(ctx, backups, rollouts, rollout, &mut st, i).await?,
             StoreStep::Upgrading => gate(ctx, rollouts, rollout, &mut st, i).await?,
             StoreStep::RollingBack => roll_back(ctx, rollouts, rollout, &mut st, i).await?,
             _ => {}
@@ -126,7 +142,8 @@ async fn reconcile(
     }
 
     if !was_paused && st.phase == Some(RolloutPhase::Paused) {
-        // A store was rolled back just now: paused (this pass still sees the old spec).
+        // A store was rolled back (or its backup failed) just now: paused (this pass still sees
+        // the old spec).
         return Ok(());
     }
     let stores = selection(ctx, rollout).await?;
@@ -189,42 +206,27 @@ async fn reconcile(
         }
         Next::Start(ids) => {
             st.phase = Some(RolloutPhase::Progressing);
+            if let Some(backups) = backups {
+                return start_backups(ctx, backups, rollouts, rollout, &mut st, &stores, &ids)
+                    .await;
+            }
             // First write down what each store ran and that it is about to move...
             for id in &ids {
                 let Some(store) = stores.iter().find(|s| &s.name_any() == id) else {
                     continue;
                 };
-                let Ok(store_id) = StoreId::parse(id) else {
+                let Some(p) = st.stores.iter_mut().find(|p| &p.store_id == id) else {
                     continue;
                 };
-                let revision = match ctx.helm.history(&store_id).await {
-                    Ok(history) => deployed_revision(&history),
-                    Err(e) => {
-                        tracing::warn!(store_id = %id, "helm history: {e}");
-                        return Ok(());
-                    }
-                };
-                if let Some(p) = st.stores.iter_mut().find(|p| &p.store_id == id) {
-                    p.step = StoreStep::Upgrading;
-                    p.previous_revision = revision;
-                    p.previous_release = store.spec.release.clone();
-                    p.started_at = Some(Time(Timestamp::now()));
-                    p.message = Some(format!("moving to {}", spec.target.name));
+                if !record_upgrade(ctx, rollout, store, p).await {
+                    return Ok(());
                 }
             }
             write(rollouts, &name, &mut st).await?;
             // ...then move them (the store controller upgrades each release).
             for id in &ids {
                 if let Some(store) = stores.iter().find(|s| &s.name_any() == id) {
-                    set_release(ctx, id, Some(&target_release(rollout))).await?;
-                    ctx.event(
-                        store,
-                        EventType::Normal,
-                        "RolloutStarted",
-                        "Rollout",
-                        format!("rollout {name} moves the store to {}", spec.target.name),
-                    )
-                    .await;
+                    move_store(ctx, rollout, store).await?;
                 }
             }
         }
@@ -233,6 +235,223 @@ async fn reconcile(
     st.progress = Some(plan::progress(&steps_of(&st)));
     if rollout.status.as_ref() != Some(&st) {
         write(rollouts, &name, &mut st).await?;
+    }
+    Ok(())
+}
+
+/// Writes into `p` that the store is about to move: the helm revision and release it runs now (the
+/// rollback's), and when its gate starts counting. False: helm could not say (the next pass tries
+/// again; nothing was written).
+async fn record_upgrade(
+    ctx: &Context,
+    rollout: &StoreRollout,
+    store: &Store,
+    p: &mut StoreProgress,
+) -> bool {
+    let Ok(store_id) = StoreId::parse(&p.store_id) else {
+        return false;
+    };
+    let revision = match ctx.helm.history(&store_id).await {
+        Ok(history) => deployed_revision(&history),
+        Err(e) => {
+            tracing::warn!(store_id = %store_id, "helm history: {e}");
+            return false;
+        }
+    };
+    p.step = StoreStep::Upgrading;
+    p.previous_revision = revision;
+    p.previous_release = store.spec.release.clone();
+    p.started_at = Some(Time(Timestamp::now()));
+    p.message = Some(format!("moving to {}", rollout.spec.target.name));
+    true
+}
+
+/// Puts the store on the target (after its `Upgrading` step is written): the store controller
+/// upgrades its release.
+async fn move_store(ctx: &Context, rollout: &StoreRollout, store: &Store) -> kube::Result<()> {
+    set_release(ctx, &store.name_any(), Some(&target_release(rollout))).await?;
+    ctx.event(
+        store,
+        EventType::Normal,
+        "RolloutStarted",
+        "Rollout",
+        format!(
+            "rollout {} moves the store to {}",
+            rollout.name_any(),
+            rollout.spec.target.name
+        ),
+    )
+    .await;
+    Ok(())
+}
+
+/// The batch's stores begin with their pre-upgrade backups: each id is written to the store's
+/// progress first, then its `StoreBackup` is made (a restart in between makes it with that id).
+async fn start_backups(
+    ctx: &Context,
+    backups: &BackupService,
+    rollouts: &Api<StoreRollout>,
+    rollout: &StoreRollout,
+    st: &mut StoreRolloutStatus,
+    stores: &[Store],
+    ids: &[String],
+) -> kube::Result<()> {
+    let name = rollout.name_any();
+    let target = &rollout.spec.target.name;
+    for id in ids {
+        if let Some(p) = st.stores.iter_mut().find(|p| &p.store_id == id) {
+            let backup = BackupId::new(chrono::Utc::now());
+            p.step = StoreStep::BackingUp;
+            p.message = Some(format!("backing up as {backup} before moving to {target}"));
+            p.backup = Some(backup.to_string());
+            p.started_at = None;
+        }
+    }
+    write(rollouts, &name, st).await?;
+    for id in ids {
+        let (Some(store), Some(p)) = (
+            stores.iter().find(|s| &s.name_any() == id),
+            st.stores.iter().find(|p| &p.store_id == id),
+        ) else {
+            continue;
+        };
+        let (Ok(store_id), Some(Ok(backup))) =
+            (StoreId::parse(id), p.backup.as_deref().map(BackupId::parse))
+        else {
+            continue;
+        };
+        ensure_backup(backups, &store_id, &backup).await?;
+        ctx.event(
+            store,
+            EventType::Normal,
+            "BackingUp",
+            "Rollout",
+            format!("rollout {name} backs the store up as {backup} before moving it to {target}"),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// The backup, made if missing. `None`: not now (logged; the next pass asks again).
+async fn ensure_backup(
+    backups: &BackupService,
+    store: &StoreId,
+    id: &BackupId,
+) -> kube::Result<Option<StoreBackup>> {
+    match backups.ensure(store, id).await {
+        Ok(b) => Ok(Some(b)),
+        Err(BackupServiceError::Kube(e)) => Err(e),
+        Err(e) => {
+            tracing::warn!(store_id = %store, backup = %id, "pre-upgrade backup: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// A store backing up: waits for its backup; `Succeeded` moves it (write-ahead, as a start
+/// without backups), `Failed` pauses the rollout with the store untouched and back to `Pending`
+/// (a resume backs it up afresh). Paused or aborted meanwhile: back to `Pending`, untouched.
+async fn back_up(
+    ctx: &Context,
+    backups: Option<&BackupService>,
+    rollouts: &Api<StoreRollout>,
+    rollout: &StoreRollout,
+    st: &mut StoreRolloutStatus,
+    i: usize,
+) -> kube::Result<()> {
+    let name = rollout.name_any();
+    let target = rollout.spec.target.name.clone();
+    let p = st.stores[i].clone();
+    let Some(store) = ctx.stores.get_opt(&p.store_id).await? else {
+        st.stores[i].step = StoreStep::Upgraded;
+        st.stores[i].message = Some("the store was deleted".into());
+        return write(rollouts, &name, st).await;
+    };
+    let recorded = p.backup.as_deref().and_then(|b| BackupId::parse(b).ok());
+    let (Some(backups), Some(backup_id)) = (backups, recorded) else {
+        // The platform's backup target was removed across a restart: no backup will come, and
+        // the store is not upgraded without one unless an operator resumes.
+        let why = "the platform has no backup target any more; resume to upgrade without a backup";
+        return hold_untouched(ctx, rollouts, rollout, st, i, &store, why, true).await;
+    };
+    if rollout.spec.paused || rollout.spec.aborted || st.phase == Some(RolloutPhase::Paused) {
+        // Not touched yet, so it need not finish as a moving store must: it stays as it is.
+        let held = if rollout.spec.aborted {
+            "aborted"
+        } else {
+            "paused"
+        };
+        let why = format!("not moved: the rollout was {held} during its backup {backup_id}");
+        return hold_untouched(ctx, rollouts, rollout, st, i, &store, &why, false).await;
+    }
+    let store_id = StoreId::parse(&p.store_id).expect("a store id");
+    let Some(backup) = ensure_backup(backups, &store_id, &backup_id).await? else {
+        return Ok(());
+    };
+    match backup.phase() {
+        Some(BackupPhase::Succeeded) => {
+            if !record_upgrade(ctx, rollout, &store, &mut st.stores[i]).await {
+                return Ok(());
+            }
+            st.stores[i].message = Some(format!("backed up as {backup_id}; moving to {target}"));
+            write(rollouts, &name, st).await?;
+            move_store(ctx, rollout, &store).await
+        }
+        Some(BackupPhase::Failed) => {
+            let reason = backup
+                .status
+                .as_ref()
+                .and_then(|s| s.message.clone())
+                .unwrap_or_default();
+            let why = format!("pre-upgrade backup {backup_id} failed: {reason}; not upgraded");
+            hold_untouched(ctx, rollouts, rollout, st, i, &store, &why, true).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A store the rollout leaves untouched, back to `Pending` with `why`; `pause`: the rollout pauses
+/// naming it (in the spec first, as a rollback does, so a restart keeps the flag for a resume),
+/// with an Event and an audit entry.
+#[allow(clippy::too_many_arguments)]
+async fn hold_untouched(
+    ctx: &Context,
+    rollouts: &Api<StoreRollout>,
+    rollout: &StoreRollout,
+    st: &mut StoreRolloutStatus,
+    i: usize,
+    store: &Store,
+    why: &str,
+    pause: bool,
+) -> kube::Result<()> {
+    let name = rollout.name_any();
+    let store_id = st.stores[i].store_id.clone();
+    if pause {
+        rollouts
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"paused": true}})),
+            )
+            .await?;
+        st.phase = Some(RolloutPhase::Paused);
+        st.message = Some(format!("paused: {store_id} {why}"));
+    }
+    st.stores[i].step = StoreStep::Pending;
+    st.stores[i].message = Some(why.to_owned());
+    write(rollouts, &name, st).await?;
+    if pause {
+        tracing::warn!(store_id = %store_id, "{why}");
+        ctx.event(store, EventType::Warning, "BackupFailed", "Rollout", why)
+            .await;
+        audit(
+            ctx,
+            Some(store),
+            "backup_failed",
+            format!("rollout {name}: {store_id} {why}"),
+        )
+        .await;
     }
     Ok(())
 }

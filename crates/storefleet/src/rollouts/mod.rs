@@ -15,6 +15,9 @@
 //! - A failed gate: `helm rollback <id> <previous revision>`, then the Store's `spec.release` back
 //!   to what it was, Event `RolledBack`, audit, `storefleet_rollout_rollbacks_total`, and the
 //!   rollout pauses (`spec.paused`) with a message naming the values that changed.
+//! - With a backup target, each store is backed up first (`BackingUp`, the `StoreBackup`'s id in
+//!   its progress) and moved only once that backup `Succeeded`; a `Failed` one pauses the rollout
+//!   with the store untouched. Without one, no backup step.
 //! - Restart-safe: each store's step is written to the rollout's status before it is taken; a
 //!   Store whose spec already carries the target is never changed again (so never upgraded twice
 //!   for one target), and a rollback whose spec revert landed is not run again.

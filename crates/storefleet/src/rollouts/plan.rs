@@ -33,7 +33,14 @@ pub enum Next {
 }
 
 pub fn next(wave: &Wave) -> Next {
-    let in_flight = |s: &StoreStep| matches!(s, StoreStep::Upgrading | StoreStep::RollingBack);
+    // A store backing up is in flight (its batch waits for it) but not unavailable: a backup
+    // leaves the store running, so `unavailable` does not count it.
+    let in_flight = |s: &StoreStep| {
+        matches!(
+            s,
+            StoreStep::BackingUp | StoreStep::Upgrading | StoreStep::RollingBack
+        )
+    };
     // Stores already moving finish (pass or are rolled back) even when paused or aborted: a store
     // left half-way would be neither on the old nor on the new revision.
     if wave.stores.iter().any(|(_, s)| in_flight(s)) {
@@ -145,6 +152,9 @@ mod tests {
         let s = stores(&[Upgraded, Upgrading, Pending]);
         assert_eq!(next(&wave(&s)), Next::Gate);
         let s = stores(&[RollingBack, Pending]);
+        assert_eq!(next(&wave(&s)), Next::Gate);
+        // A batch whose stores are still backing up starts no other store.
+        let s = stores(&[Upgraded, BackingUp, Upgrading, Pending]);
         assert_eq!(next(&wave(&s)), Next::Gate);
     }
 

@@ -103,8 +103,11 @@ impl RolloutPhase {
 /// plane knows what it did (and never upgrades a store twice for the same target).
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum StoreStep {
-    /// Not touched yet.
+    /// Not touched yet (a store whose pre-upgrade backup failed is back here: untouched).
     Pending,
+    /// Its pre-upgrade backup (`backup`) runs; the store is not touched until it `Succeeded`.
+    /// Only when the platform has a backup target.
+    BackingUp,
     /// Its spec carries (or is about to carry) the target; waiting for its gate.
     Upgrading,
     /// Passed its gate on the target.
@@ -129,6 +132,9 @@ pub struct StoreProgress {
     /// When its upgrade began: the gate timeout counts from here, across restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// Its pre-upgrade backup's id (a `StoreBackup`), recorded before that object is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
     /// Why it is where it is (the gate's failure, the rollback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
