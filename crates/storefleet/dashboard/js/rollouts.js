@@ -131,7 +131,7 @@ function card(r) {
         el('td', { data: { label: 'Step' } }, STEP_TEXT[s.step] ?? s.step),
         el('td', { data: { label: 'Previous revision' } }, s.previous_revision == null ? '—' : String(s.previous_revision)),
         backups ? el('td', { class: 'mono', data: { label: 'Backup' } }, s.backup || '—') : null,
-        el('td', { data: { label: 'Message' } }, s.message || '—')))))(r.stores.some((s) => s.backup)),
+        el('td', { data: { label: 'Message' } }, s.message || '—'))))))(r.stores.some((s) => s.backup)),
   );
 }
 
