@@ -510,6 +510,17 @@ fn assert_two_identities(objects: &[Value], what: &str) {
                 "resources": ["storedomains"],
                 "verbs": ["get", "list", "create", "delete"],
             },
+            // Backups and restores: asked for, read, a backup deleted; never their status.
+            {
+                "apiGroups": ["storefleet.dev"],
+                "resources": ["storebackups"],
+                "verbs": ["get", "list", "create", "delete"],
+            },
+            {
+                "apiGroups": ["storefleet.dev"],
+                "resources": ["storerestores"],
+                "verbs": ["get", "list", "create"],
+            },
             // A plan may grow a store's volumes only where their class allows expansion.
             {
                 "apiGroups": ["storage.k8s.io"],
@@ -821,6 +832,9 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "patch storerollouts.storefleet.dev --subresource=status",
         "delete storerollouts.storefleet.dev",
         "patch storedomains.storefleet.dev --subresource=status",
+        "patch storebackups.storefleet.dev --subresource=status",
+        "patch storerestores.storefleet.dev --subresource=status",
+        "delete storerestores.storefleet.dev",
         // Leader election is the controller's alone.
         &format!("create leases.coordination.k8s.io -n {}", ns.name),
         &format!("update leases.coordination.k8s.io/{lease} -n {}", ns.name),
@@ -842,12 +856,21 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         // A store's own domains: claimed and released.
         "create storedomains.storefleet.dev",
         "delete storedomains.storefleet.dev",
+        // Backups (POST/DELETE /stores/{id}/backups) and restores (POST /stores/{id}/restore).
+        "create storebackups.storefleet.dev",
+        "delete storebackups.storefleet.dev",
+        "create storerestores.storefleet.dev",
+        "list storerestores.storefleet.dev",
     ];
     // The controller: what reconciling needs outside store namespaces (never creating a Store).
     let controller_refused = [
         "create stores.storefleet.dev",
         "create storerollouts.storefleet.dev",
         "create storedomains.storefleet.dev",
+        // Restores are asked for through the API only; backups and restores are deleted there too.
+        "create storerestores.storefleet.dev",
+        "delete storerestores.storefleet.dev",
+        "delete storebackups.storefleet.dev",
         "get secrets -n store-000000",
         // Its Lease only, in its own namespace only, and never deleted (a release is an update).
         "update leases.coordination.k8s.io -n kube-system",
@@ -870,6 +893,11 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "patch storerollouts.storefleet.dev --subresource=status",
         "patch storedomains.storefleet.dev --subresource=status",
         "delete storedomains.storefleet.dev",
+        // A rollout's pre-upgrade backup and a restore's safety backup are the controller's own.
+        "create storebackups.storefleet.dev",
+        "patch storebackups.storefleet.dev --subresource=status",
+        "patch storerestores.storefleet.dev --subresource=status",
+        "list storerestores.storefleet.dev",
         "create namespaces",
         "watch namespaces",
         "create rolebindings -n store-000000",

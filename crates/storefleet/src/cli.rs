@@ -26,14 +26,17 @@ enum Command {
     /// Run the REST API and the Store controller (both, or one of them: `--component`).
     Serve(Box<ServeArgs>),
     /// Print the Store CustomResourceDefinition as YAML (`--rollouts`: the StoreRollout one,
-    /// `--domains`: the StoreDomain one; `--backups`: the StoreBackup one).
+    /// `--domains`: the StoreDomain one; `--backups`: the StoreBackup one; `--restores`: the
+    /// StoreRestore one).
     Crd {
-        #[arg(long, conflicts_with_all = ["domains", "backups"])]
+        #[arg(long, conflicts_with_all = ["domains", "backups", "restores"])]
         rollouts: bool,
-        #[arg(long, conflicts_with = "backups")]
+        #[arg(long, conflicts_with_all = ["backups", "restores"])]
         domains: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "restores")]
         backups: bool,
+        #[arg(long)]
+        restores: bool,
     },
     /// Print the OpenAPI document of the REST API as JSON.
     Openapi,
@@ -249,8 +252,11 @@ pub fn run() -> anyhow::Result<()> {
             rollouts,
             domains,
             backups,
+            restores,
         } => {
-            if backups {
+            if restores {
+                print!("{}", crate::backups::restores::types::crd_yaml());
+            } else if backups {
                 print!("{}", crate::backups::types::crd_yaml());
             } else if domains {
                 print!("{}", crate::domains::types::crd_yaml());

@@ -115,14 +115,18 @@ pub enum Phase {
     Ready,
     Failed,
     Deleting,
+    /// A restore (`StoreRestore`, backups/restores) owns the store: its WordPress is stopped and
+    /// started by the restore, which gives the store back `Ready`.
+    Restoring,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [
+    pub const ALL: [Phase; 5] = [
         Phase::Provisioning,
         Phase::Ready,
         Phase::Failed,
         Phase::Deleting,
+        Phase::Restoring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,6 +135,7 @@ impl Phase {
             Phase::Ready => "Ready",
             Phase::Failed => "Failed",
             Phase::Deleting => "Deleting",
+            Phase::Restoring => "Restoring",
         }
     }
 }
@@ -145,7 +150,7 @@ fn optional_phase_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreStatus {
-    /// Provisioning, Ready, Failed or Deleting.
+    /// Provisioning, Ready, Failed, Deleting or Restoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "optional_phase_schema")]
     pub phase: Option<Phase>,

@@ -196,6 +196,11 @@ async fn api_app(
             config.instance.clone(),
             config.backups_offered,
         )),
+        restores: Arc::new(crate::backups::restores::service::RestoreService::new(
+            client.clone(),
+            config.instance.clone(),
+            config.backups_offered,
+        )),
     };
     Ok(api::router(state))
 }
@@ -306,9 +311,18 @@ fn controller_term(
     let rollout_backups = config.backups.is_some().then(|| {
         crate::backups::service::BackupService::new(client.clone(), config.instance.clone(), true)
     });
-    // And the backups of this instance, when the platform has a backup target.
+    // And the backups and restores of this instance, when the platform has a backup target.
     let backups = config.backups.clone().map(|platform| {
-        crate::backups::controller::run(client.clone(), config.instance.clone(), platform)
+        let restores = crate::backups::restores::controller::run(
+            client.clone(),
+            config.instance.clone(),
+            platform.clone(),
+        );
+        let backups =
+            crate::backups::controller::run(client.clone(), config.instance.clone(), platform);
+        async move {
+            tokio::join!(backups, restores);
+        }
     });
     let run = async move {
         let backups = async move {
@@ -375,6 +389,7 @@ async fn install_crd(client: &Client) -> anyhow::Result<()> {
     install_one_crd(client, crate::rollouts::StoreRollout::crd()).await?;
     install_one_crd(client, crate::domains::DomainClaim::crd()).await?;
     install_one_crd(client, crate::backups::StoreBackup::crd()).await?;
+    install_one_crd(client, crate::backups::restores::StoreRestore::crd()).await?;
     install_one_crd(client, Store::crd()).await
 }
 

@@ -33,7 +33,7 @@ pub struct StoreView {
     #[schema(example = "My Shop")]
     pub name: String,
     pub engine: Engine,
-    /// Provisioning, Ready, Failed or Deleting.
+    /// Provisioning, Ready, Failed, Deleting or Restoring.
     pub status: Phase,
     #[schema(example = "http://store-7016ff.localhost")]
     pub url: String,

@@ -229,7 +229,7 @@ async fn metrics_and_logs_follow_a_store_from_request_to_gone() {
 
     let (text, m) = scrape(&server).await;
     // Stores by phase: every phase is listed; the store is gone.
-    for phase in ["Provisioning", "Ready", "Failed", "Deleting"] {
+    for phase in ["Provisioning", "Ready", "Failed", "Deleting", "Restoring"] {
         assert_eq!(
             m.value("storefleet_stores", &[("phase", phase)]),
             Some(0.0),

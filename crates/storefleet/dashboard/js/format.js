@@ -5,6 +5,8 @@ const STATUS_CLASS = {
   Provisioning: 'badge-provisioning',
   Failed: 'badge-failed',
   Deleting: 'badge-deleting',
+  // A restore from a backup runs: in progress, as provisioning is.
+  Restoring: 'badge-provisioning',
 };
 
 export function badgeClass(status) {

@@ -14,6 +14,7 @@ pub mod methods;
 pub mod openapi;
 pub mod origin;
 pub mod problem;
+pub mod restores;
 pub mod rollouts;
 pub mod session;
 pub mod storefront;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub domains: Arc<crate::domains::DomainService>,
     /// Backups (`/stores/{id}/backups`).
     pub backups: Arc<crate::backups::service::BackupService>,
+    /// Restores (`/stores/{id}/restore`, `/stores/{id}/restores`).
+    pub restores: Arc<crate::backups::restores::service::RestoreService>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -98,6 +101,8 @@ pub fn router(state: AppState) -> Router {
             "/stores/{store_id}/backups/{backup_id}",
             get(backups::get_backup).delete(backups::delete_backup),
         )
+        .route("/stores/{store_id}/restore", post(restores::restore_store))
+        .route("/stores/{store_id}/restores", get(restores::list_restores))
         .route("/stores/{store_id}/credentials", get(credentials::reveal))
         .route(
             "/stores/{store_id}/health",

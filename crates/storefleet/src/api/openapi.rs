@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::guard::rate_limit::TooManyRequestsResponses;
 use super::{
-    audit, backups, credentials, domains, events, health, live, me, problem, rollouts, session,
-    storefront, stores, users,
+    audit, backups, credentials, domains, events, health, live, me, problem, restores, rollouts,
+    session, storefront, stores, users,
 };
 
 #[derive(OpenApi)]
@@ -22,6 +22,7 @@ use super::{
         rollouts::pause_rollout, rollouts::resume_rollout, rollouts::abort_rollout,
         domains::list_domains, domains::put_domain, domains::delete_domain,
         backups::create_backup, backups::list_backups, backups::get_backup, backups::delete_backup,
+        restores::restore_store, restores::list_restores,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
         stores::CreateStoreRequest, stores::UpdateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
@@ -31,7 +32,8 @@ use super::{
         crate::storefront::PartResult, crate::storefront::Failure,
         rollouts::CreateRolloutRequest, rollouts::RolloutView, rollouts::RolloutStoreView,
         domains::PutDomainRequest, crate::domains::DomainView, crate::domains::DomainState,
-        crate::backups::service::BackupView)),
+        crate::backups::service::BackupView,
+        crate::backups::restores::service::RestoreView, restores::RestoreRequest)),
     modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams, &UnavailableResponses),
     tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "domains"), (name = "backups"), (name = "health"))
 )]

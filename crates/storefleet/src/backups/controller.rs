@@ -33,7 +33,7 @@ pub async fn run(client: Client, instance: String, platform: Arc<PlatformBackups
     loop {
         match backups.list(&ListParams::default()).await {
             Ok(list) => {
-                for b in list.items.iter().filter(|b| of_instance(b, &instance)) {
+                for b in list.items.iter().filter(|b| of_instance(*b, &instance)) {
                     if let Err(e) = reconcile(&client, &platform, &backups, b).await {
                         tracing::warn!(backup = %b.name_any(), "backup step failed: {e:#}");
                     }
@@ -45,8 +45,8 @@ pub async fn run(client: Client, instance: String, platform: Arc<PlatformBackups
     }
 }
 
-/// Backups of `instance` (the API labels them; unlabelled ones belong to `default`).
-pub fn of_instance(b: &StoreBackup, instance: &str) -> bool {
+/// Backups (and restores) of `instance` (the API labels them; unlabelled ones belong to `default`).
+pub fn of_instance(b: &impl ResourceExt, instance: &str) -> bool {
     b.labels()
         .get(LABEL_INSTANCE)
         .map_or(DEFAULT_INSTANCE, String::as_str)
@@ -117,6 +117,14 @@ async fn start(
     let why_not = match &store {
         None => Some(format!("store {store_id} does not exist")),
         Some(s) if s.is_deleting() => Some(format!("store {store_id} is being deleted")),
+        // A restore's safety backup is taken while the store shows `Restoring`, before anything
+        // of it is stopped or replaced.
+        Some(s)
+            if s.phase() == Some(Phase::Restoring)
+                && b.labels().contains_key(super::restores::LABEL_SAFETY_FOR) =>
+        {
+            None
+        }
         Some(s) if s.phase() != Some(Phase::Ready) => Some(format!(
             "store {store_id} is not Ready ({}): back up a running store",
             s.phase().map_or("no phase yet", Phase::as_str)

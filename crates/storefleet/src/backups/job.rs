@@ -35,6 +35,8 @@ const WORDPRESS_MOUNT: &str = "/wordpress";
 const BACKUPS_MOUNT: &str = "/backups";
 const AGENT_DIR: &str = "/agent";
 pub const LABEL_BACKUP: &str = "storefleet.dev/backup";
+/// On a restore Job: its name (the restore's id, or its rollback's).
+pub const LABEL_RESTORE: &str = "storefleet.dev/restore";
 
 /// What the Job takes from the store's workloads.
 #[derive(Clone, Debug, PartialEq)]
@@ -222,8 +224,33 @@ fn claim(name: &str, claim_name: &str) -> Volume {
     }
 }
 
+/// What an agent Job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run<'a> {
+    Backup,
+    /// Restore `p.backup` into the store, as the Job `job` (the restore's id, or its rollback's).
+    Restore {
+        job: &'a str,
+    },
+}
+
+/// Where the agent's restore writes its one-line result: the controller reads it from the pod's
+/// status, so a Job that "succeeded" without the agent saying so (the test cluster's kubelet
+/// stand-in ends pods without running them) is not taken for a restore.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+
 /// The backup Job: named like the backup, so a restarted controller finds the one it made.
 pub fn backup_job(p: &JobParams<'_>, w: &StoreWorkload) -> Job {
+    agent_job(p, w, Run::Backup)
+}
+
+/// A restore Job, named `job` (the restore's id, or its rollback's): `p.backup` is the backup it
+/// puts back. No affinity to WordPress's pod: WordPress is stopped (its volume is free) while it runs.
+pub fn restore_job(p: &JobParams<'_>, w: &StoreWorkload, job: &str) -> Job {
+    agent_job(p, w, Run::Restore { job })
+}
+
+fn agent_job(p: &JobParams<'_>, w: &StoreWorkload, run: Run<'_>) -> Job {
     let mut envs = vec![
         env("STOREFLEET_STORE_ID", p.store.as_str()),
         env("STOREFLEET_BACKUP_ID", p.backup.as_str()),
@@ -275,7 +302,7 @@ pub fn backup_job(p: &JobParams<'_>, w: &StoreWorkload) -> Job {
             volumes.push(claim("backups", claim_name));
         }
     }
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (
             crate::crd::LABEL_MANAGED_BY.to_owned(),
             crate::crd::MANAGED_BY.to_owned(),
@@ -283,10 +310,21 @@ pub fn backup_job(p: &JobParams<'_>, w: &StoreWorkload) -> Job {
         (crate::crd::LABEL_STORE_ID.to_owned(), p.store.to_string()),
         (LABEL_BACKUP.to_owned(), p.backup.to_string()),
     ]);
+    let (name, container, affinity) = match run {
+        Run::Backup => (
+            p.backup.to_string(),
+            "backup",
+            !w.wordpress_labels.is_empty(),
+        ),
+        Run::Restore { job } => {
+            labels.insert(LABEL_RESTORE.to_owned(), job.to_owned());
+            (job.to_owned(), "restore", false)
+        }
+    };
     let agent = format!("{AGENT_DIR}/storefleet");
     Job {
         metadata: ObjectMeta {
-            name: Some(p.backup.to_string()),
+            name: Some(name),
             namespace: Some(p.store.to_string()),
             labels: Some(labels.clone()),
             owner_references: Some(vec![p.owner.clone()]),
@@ -306,7 +344,7 @@ pub fn backup_job(p: &JobParams<'_>, w: &StoreWorkload) -> Job {
                     restart_policy: Some("Never".into()),
                     automount_service_account_token: Some(false),
                     security_context: w.security.clone(),
-                    affinity: (!w.wordpress_labels.is_empty()).then(|| Affinity {
+                    affinity: affinity.then(|| Affinity {
                         pod_affinity: Some(PodAffinity {
                             required_during_scheduling_ignored_during_execution: Some(vec![
                                 PodAffinityTerm {
@@ -337,10 +375,11 @@ pub fn backup_job(p: &JobParams<'_>, w: &StoreWorkload) -> Job {
                         ..Default::default()
                     }]),
                     containers: vec![Container {
-                        name: "backup".into(),
+                        name: container.into(),
                         image: Some(w.mariadb_image.clone()),
                         command: Some(vec![agent]),
-                        args: Some(vec!["backup-agent".into(), "backup".into()]),
+                        args: Some(vec!["backup-agent".into(), container.into()]),
+                        termination_message_path: Some(TERMINATION_LOG.into()),
                         env: Some(envs),
                         volume_mounts: Some(mounts),
                         resources: Some(resources()),

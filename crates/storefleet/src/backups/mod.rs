@@ -19,6 +19,7 @@ pub mod controller;
 pub mod crypto;
 pub mod job;
 pub mod manifest;
+pub mod restores;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -93,7 +93,7 @@ impl BackupService {
         if !self.enabled {
             return Err(BackupServiceError::NotConfigured);
         }
-        self.create(store, &BackupId::new(Utc::now())).await
+        self.create(store, &BackupId::new(Utc::now()), None).await
     }
 
     /// The backup `id` of `store`, made now if it does not exist yet. For a caller that recorded
@@ -107,10 +107,32 @@ impl BackupService {
         if !self.enabled {
             return Err(BackupServiceError::NotConfigured);
         }
+        self.get_or_create(store, id, None).await
+    }
+
+    /// As [`Self::ensure`], the backup also carrying `label` (a restore's safety backup).
+    pub async fn ensure_labelled(
+        &self,
+        store: &StoreId,
+        id: &BackupId,
+        label: (&str, &str),
+    ) -> Result<StoreBackup, BackupServiceError> {
+        if !self.enabled {
+            return Err(BackupServiceError::NotConfigured);
+        }
+        self.get_or_create(store, id, Some(label)).await
+    }
+
+    async fn get_or_create(
+        &self,
+        store: &StoreId,
+        id: &BackupId,
+        label: Option<(&str, &str)>,
+    ) -> Result<StoreBackup, BackupServiceError> {
         if let Some(b) = self.api.get_opt(id.as_str()).await? {
             return Ok(b);
         }
-        match self.create(store, id).await {
+        match self.create(store, id, label).await {
             // Made between the read and the create (another term of this controller).
             Err(BackupServiceError::Kube(kube::Error::Api(e))) if e.code == 409 => {
                 Ok(self.api.get(id.as_str()).await?)
@@ -123,6 +145,7 @@ impl BackupService {
         &self,
         store: &StoreId,
         id: &BackupId,
+        label: Option<(&str, &str)>,
     ) -> Result<StoreBackup, BackupServiceError> {
         let mut b = StoreBackup::new(
             id.as_str(),
@@ -134,6 +157,9 @@ impl BackupService {
             .insert(LABEL_INSTANCE.into(), self.instance.clone());
         b.labels_mut()
             .insert(LABEL_STORE_ID.into(), store.to_string());
+        if let Some((k, v)) = label {
+            b.labels_mut().insert(k.into(), v.into());
+        }
         Ok(self.api.create(&PostParams::default(), &b).await?)
     }
 

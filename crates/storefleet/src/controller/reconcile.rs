@@ -115,6 +115,9 @@ pub async fn apply(store: Arc<Store>, ctx: &Context) -> Result<Action> {
         Some(Phase::Failed) if st.observed_generation == generation => {
             return Ok(Action::await_change());
         }
+        // A restore owns the store (backups/restores): it stops and starts WordPress and gives the
+        // store back Ready; a spec changed meanwhile is released after that.
+        Some(Phase::Restoring) => return Ok(Action::await_change()),
         // New store, a changed spec after Ready/Failed, or a status someone else wrote: a new attempt.
         _ => {
             st =

@@ -44,6 +44,8 @@ pub enum Action {
     Rollout,
     /// A store's backup: requested, deleted.
     Backup,
+    /// A restore of a store from one of its backups: requested.
+    Restore,
 }
 
 impl Action {
@@ -62,6 +64,7 @@ impl Action {
             Action::TokenRevoked => "token_revoked",
             Action::Rollout => "rollout",
             Action::Backup => "backup",
+            Action::Restore => "restore",
         }
     }
 }

@@ -86,6 +86,12 @@ pub fn run(command: AgentCommand) -> anyhow::Result<()> {
         AgentCommand::Restore(args) => {
             let restored = runtime.block_on(restore::run(&args))?;
             println!("{restored}");
+            // In a Job the kubelet mounts this file and puts what it holds into the pod's status,
+            // where the controller reads it; elsewhere (a restore by hand) it does not exist.
+            let log = std::path::Path::new(super::job::TERMINATION_LOG);
+            if log.exists() {
+                std::fs::write(log, &restored)?;
+            }
         }
         AgentCommand::Install { to } => install(&to)?,
     }
