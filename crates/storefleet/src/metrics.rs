@@ -48,6 +48,16 @@ struct HelmLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    store_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -95,6 +105,13 @@ fn helm_histogram() -> Histogram {
 }
 
 /// HTTP answers: 5 ms .. ~41 s (the `wait` of POST /stores and event streams are the long tail).
+/// 1 s to about 9 h: a small store backs up in seconds, a large one in hours.
+fn backup_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        1.0, 2.0, 16,
+    ))
+}
+
 fn http_histogram() -> Histogram {
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
         0.005, 2.0, 14,
@@ -120,6 +137,12 @@ pub struct Metrics {
     event_streams: Gauge,
     rollbacks: Counter,
     leader: Gauge,
+    backup_duration: Histograms<OutcomeLabels>,
+    backup_size: Histogram,
+    /// One series per store with a successful backup: refilled by each pass of the backup
+    /// controller from the `StoreBackup`s themselves, so it is right after a restart too.
+    last_backup: Family<StoreLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    last_backup_refill: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -224,6 +247,30 @@ impl Metrics {
             "1 while this process runs the controllers (holds the leader Lease, or leader election is off), else 0",
             leader.clone(),
         );
+        let backup_duration = Histograms::<OutcomeLabels>::new_with_constructor(backup_histogram);
+        registry.register_with_unit(
+            "backup_duration",
+            "Backups by outcome (success: the controller opened the sealed manifest; failure), from the start of their Job to the verdict",
+            Unit::Seconds,
+            backup_duration.clone(),
+        );
+        let backup_size = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(1024.0 * 1024.0, 2.0, 16),
+        );
+        registry.register_with_unit(
+            "backup_size",
+            "Successful backups' size as stored (compressed, encrypted); a failed backup has none",
+            Unit::Bytes,
+            backup_size.clone(),
+        );
+        let last_backup =
+            Family::<StoreLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register_with_unit(
+            "store_last_successful_backup_timestamp",
+            "When each store's newest successful backup finished (Unix time): alert when it is over a day old",
+            Unit::Seconds,
+            last_backup.clone(),
+        );
         // Known reasons start at 0, so the family is visible (and `rate()` works) before a failure.
         for reason in RECONCILE_ERROR_REASONS {
             let _ = reconcile_errors.get_or_create(&ReasonLabels { reason });
@@ -244,6 +291,10 @@ impl Metrics {
             event_streams,
             rollbacks,
             leader,
+            backup_duration,
+            backup_size,
+            last_backup,
+            last_backup_refill: Mutex::new(()),
         }
     }
 }
@@ -257,6 +308,41 @@ impl Metrics {
     /// A store turned Ready for the first time, `elapsed` after it was created.
     pub fn store_ready(&self, elapsed: Duration) {
         self.provisioning.observe(elapsed.as_secs_f64());
+    }
+
+    /// The backup controller's verdict on a backup: `outcome` success or failure, `took` from its
+    /// start (when known), `stored_bytes` for a success.
+    pub fn backup_finished(
+        &self,
+        outcome: &'static str,
+        took: Option<Duration>,
+        stored_bytes: Option<u64>,
+    ) {
+        let h = self
+            .backup_duration
+            .get_or_create(&OutcomeLabels { outcome });
+        if let Some(took) = took {
+            h.observe(took.as_secs_f64());
+        }
+        if let Some(bytes) = stored_bytes {
+            self.backup_size.observe(bytes as f64);
+        }
+    }
+
+    /// Each store's newest successful backup (Unix seconds); stores not listed lose their series.
+    pub fn last_backups(&self, newest: &BTreeMap<String, f64>) {
+        let _refill = self
+            .last_backup_refill
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.last_backup.clear();
+        for (store_id, at) in newest {
+            self.last_backup
+                .get_or_create(&StoreLabels {
+                    store_id: store_id.clone(),
+                })
+                .set(*at);
+        }
     }
 
     /// A fleet rollout rolled a store back.

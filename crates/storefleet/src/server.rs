@@ -318,8 +318,12 @@ fn controller_term(
             config.instance.clone(),
             platform.clone(),
         );
-        let backups =
-            crate::backups::controller::run(client.clone(), config.instance.clone(), platform);
+        let backups = crate::backups::controller::run(
+            client.clone(),
+            config.instance.clone(),
+            platform,
+            metrics.clone(),
+        );
         async move {
             tokio::join!(backups, restores);
         }

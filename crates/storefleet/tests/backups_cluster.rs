@@ -341,7 +341,45 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
     assert_eq!(st.database_bytes, Some(32));
     assert_eq!(st.files_bytes, Some(1024));
     assert!(st.stored_bytes.unwrap() > 64, "{st:?}");
-    assert!(st.size.unwrap().ends_with(" B"));
+    assert!(st.size.clone().unwrap().ends_with(" B"));
+
+    // Metrics: the verdicts by outcome, the size of the success, and the store's newest successful
+    // backup time (refilled from the objects by the next pass of the controller).
+    let finished = st.finished_at.unwrap().0.as_second();
+    let want = format!(
+        "storefleet_store_last_successful_backup_timestamp_seconds{{store_id=\"{store}\"}} {finished}"
+    );
+    let text = testkit::wait_for("the last successful backup in /metrics", JUDGED, || async {
+        let text = server
+            .req(Method::GET, "/metrics")
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines().any(|l| l.starts_with(&want)).then_some(text)
+    })
+    .await;
+    let sample = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in:\n{text}"))
+    };
+    // Since the restart: the killed one failed (no manifest), this one succeeded.
+    assert_eq!(
+        sample(r#"storefleet_backup_duration_seconds_count{outcome="failure"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(r#"storefleet_backup_duration_seconds_count{outcome="success"}"#),
+        1.0
+    );
+    assert_eq!(sample("storefleet_backup_size_bytes_count"), 1.0);
+    assert_eq!(
+        sample("storefleet_backup_size_bytes_sum"),
+        st.stored_bytes.unwrap() as f64
+    );
 
     // 3. A manifest altered on the target: refused with the reason.
     let altered = new_backup_id();

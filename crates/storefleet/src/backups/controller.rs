@@ -3,6 +3,7 @@
 //! the Job is named by the backup id (a restarted controller finds the Job it made, and a second
 //! create is a harmless conflict), and a backup is written `Succeeded` only after the controller
 //! itself opened its sealed manifest on the target; a Job that says "done" is not enough.
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use super::types::{BackupPhase, FINALIZER, StoreBackup, StoreBackupStatus, human
 use super::{BackupError, BackupId, PartName, open_manifest};
 use crate::crd::{DEFAULT_INSTANCE, LABEL_INSTANCE, Phase, Store};
 use crate::domain::StoreId;
+use crate::metrics::Metrics;
 
 pub const FIELD_MANAGER: &str = "storefleet-backups";
 /// How often backups are looked at: a pass is a few reads; a backup takes seconds to hours.
@@ -28,21 +30,53 @@ const PASS: Duration = Duration::from_secs(2);
 /// stand-in ends Job pods Succeeded without running them, every backup ends here: honestly.
 pub const NO_MANIFEST: &str = "the agent reported success but no manifest was found";
 
-pub async fn run(client: Client, instance: String, platform: Arc<PlatformBackups>) {
+pub async fn run(
+    client: Client,
+    instance: String,
+    platform: Arc<PlatformBackups>,
+    metrics: Arc<Metrics>,
+) {
     let backups = Api::<StoreBackup>::all(client.clone());
     loop {
         match backups.list(&ListParams::default()).await {
             Ok(list) => {
-                for b in list.items.iter().filter(|b| of_instance(*b, &instance)) {
-                    if let Err(e) = reconcile(&client, &platform, &backups, b).await {
+                let ours: Vec<_> = list
+                    .items
+                    .iter()
+                    .filter(|b| of_instance(*b, &instance))
+                    .collect();
+                for b in &ours {
+                    if let Err(e) = reconcile(&client, &platform, &metrics, &backups, b).await {
                         tracing::warn!(backup = %b.name_any(), "backup step failed: {e:#}");
                     }
                 }
+                metrics.last_backups(&newest_successes(&ours));
             }
             Err(e) => tracing::warn!("listing backups: {e}"),
         }
         tokio::time::sleep(PASS).await;
     }
+}
+
+/// Each store's newest successful backup, as Unix seconds (from the list just read: a backup that
+/// succeeded in this pass shows in the next).
+fn newest_successes(backups: &[&StoreBackup]) -> BTreeMap<String, f64> {
+    let mut newest = BTreeMap::new();
+    for b in backups {
+        let finished = b.status.as_ref().and_then(|s| s.finished_at.as_ref());
+        if let (Some(BackupPhase::Succeeded), Some(at)) = (b.phase(), finished) {
+            let at = at.0.as_millisecond() as f64 / 1000.0;
+            let slot = newest.entry(b.spec.store_id.clone()).or_insert(at);
+            *slot = slot.max(at);
+        }
+    }
+    newest
+}
+
+/// From the backup's start (its Job's creation) to now.
+fn took(status: &StoreBackupStatus) -> Option<Duration> {
+    let started = status.started_at.as_ref()?.0;
+    Timestamp::now().duration_since(started).try_into().ok()
 }
 
 /// Backups (and restores) of `instance` (the API labels them; unlabelled ones belong to `default`).
@@ -56,6 +90,7 @@ pub fn of_instance(b: &impl ResourceExt, instance: &str) -> bool {
 async fn reconcile(
     client: &Client,
     platform: &PlatformBackups,
+    metrics: &Metrics,
     backups: &Api<StoreBackup>,
     b: &StoreBackup,
 ) -> anyhow::Result<()> {
@@ -78,6 +113,7 @@ async fn reconcile(
     let (Ok(backup_id), Ok(store_id)) = (BackupId::parse(&name), StoreId::parse(&b.spec.store_id))
     else {
         return fail(
+            metrics,
             backups,
             &name,
             status,
@@ -87,9 +123,15 @@ async fn reconcile(
     };
     let jobs = Api::<Job>::namespaced(client.clone(), store_id.as_str());
     match jobs.get_opt(&name).await? {
-        Some(j) => judge(platform, backups, &name, status, &store_id, &backup_id, &j).await,
+        Some(j) => {
+            judge(
+                platform, metrics, backups, &name, status, &store_id, &backup_id, &j,
+            )
+            .await
+        }
         None if status.phase == Some(BackupPhase::Running) => {
             fail(
+                metrics,
                 backups,
                 &name,
                 status,
@@ -97,13 +139,22 @@ async fn reconcile(
             )
             .await
         }
-        None => start(client, platform, backups, b, status, &store_id, &backup_id).await,
+        None => {
+            start(
+                client, platform, metrics, backups, b, status, &store_id, &backup_id,
+            )
+            .await
+        }
     }
 }
 
+// The pass's context (client, settings, metrics, API) and the backup's own parts: one more
+// argument than clippy likes, and a struct for it would only be unpacked again.
+#[allow(clippy::too_many_arguments)]
 async fn start(
     client: &Client,
     platform: &PlatformBackups,
+    metrics: &Metrics,
     backups: &Api<StoreBackup>,
     b: &StoreBackup,
     status: StoreBackupStatus,
@@ -132,7 +183,7 @@ async fn start(
         Some(_) => None,
     };
     if let Some(why) = why_not {
-        return fail(backups, &name, status, why).await;
+        return fail(metrics, backups, &name, status, why).await;
     }
     let ns = store_id.as_str();
     let component =
@@ -147,6 +198,7 @@ async fn start(
         .items;
     let (Some(wordpress), Some(mariadb)) = (wordpress.first(), mariadb.first()) else {
         return fail(
+            metrics,
             backups,
             &name,
             status,
@@ -158,6 +210,7 @@ async fn start(
         Ok(w) => w,
         Err(why) => {
             return fail(
+                metrics,
                 backups,
                 &name,
                 status,
@@ -173,8 +226,7 @@ async fn start(
     {
         let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
         if claims.get_opt(claim).await?.is_none() {
-            return fail(
-                backups,
+            return fail(metrics, backups,
                 &name,
                 status,
                 format!(
@@ -221,6 +273,7 @@ async fn start(
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(kube::Error::Api(e)) if (400..500).contains(&e.code) && e.code != 429 => {
             return fail(
+                metrics,
                 backups,
                 &name,
                 status,
@@ -245,8 +298,12 @@ async fn start(
     .await
 }
 
+// The pass's context (client, settings, metrics, API) and the backup's own parts: one more
+// argument than clippy likes, and a struct for it would only be unpacked again.
+#[allow(clippy::too_many_arguments)]
 async fn judge(
     platform: &PlatformBackups,
+    metrics: &Metrics,
     backups: &Api<StoreBackup>,
     name: &str,
     status: StoreBackupStatus,
@@ -262,6 +319,7 @@ async fn judge(
                 let part = |p| m.part(p).map(|r| r.plain_bytes);
                 let stored: u64 = m.parts.iter().map(|p| p.stored_bytes).sum();
                 tracing::info!(backup = %name, store = %store_id, stored, "backup succeeded");
+                metrics.backup_finished("success", took(&status), Some(stored));
                 write(
                     backups,
                     name,
@@ -279,7 +337,7 @@ async fn judge(
                 .await
             }
             Err(BackupError::ManifestMissing(_)) => {
-                fail(backups, name, status, NO_MANIFEST.into()).await
+                fail(metrics, backups, name, status, NO_MANIFEST.into()).await
             }
             // The target did not answer: not the backup's fault; the next pass asks again.
             Err(e @ (BackupError::Storage { .. } | BackupError::Io { .. })) => {
@@ -298,6 +356,7 @@ async fn judge(
             }
             Err(e) => {
                 fail(
+                    metrics,
                     backups,
                     name,
                     status,
@@ -317,6 +376,7 @@ async fn judge(
             .and_then(|c| c.message.clone().or(c.reason.clone()))
             .unwrap_or_else(|| "its pod failed".into());
         return fail(
+            metrics,
             backups,
             name,
             status,
@@ -369,12 +429,14 @@ async fn cleanup(
 }
 
 async fn fail(
+    metrics: &Metrics,
     backups: &Api<StoreBackup>,
     name: &str,
     status: StoreBackupStatus,
     why: String,
 ) -> anyhow::Result<()> {
     tracing::warn!(backup = %name, "backup failed: {why}");
+    metrics.backup_finished("failure", took(&status), None);
     write(
         backups,
         name,
