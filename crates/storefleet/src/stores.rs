@@ -846,7 +846,8 @@ pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) 
     }
 }
 
-fn to_chrono(t: &Time) -> Option<DateTime<Utc>> {
+/// A Kubernetes time as the API shows times (also for backups and restores).
+pub(crate) fn to_chrono(t: &Time) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(
         t.0.as_second(),
         u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0),

@@ -11,6 +11,7 @@ use super::BackupId;
 use super::types::{StoreBackup, StoreBackupSpec};
 use crate::crd::{LABEL_INSTANCE, LABEL_STORE_ID};
 use crate::domain::StoreId;
+use crate::stores::to_chrono;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupServiceError {
@@ -47,12 +48,6 @@ pub struct BackupView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-fn time(t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<DateTime<Utc>> {
-    t.as_ref().and_then(|t| {
-        DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
-    })
-}
-
 impl From<&StoreBackup> for BackupView {
     fn from(b: &StoreBackup) -> Self {
         let st = b.status.clone().unwrap_or_default();
@@ -65,9 +60,9 @@ impl From<&StoreBackup> for BackupView {
             stored_bytes: st.stored_bytes,
             database_bytes: st.database_bytes,
             files_bytes: st.files_bytes,
-            created_at: time(&b.metadata.creation_timestamp),
-            started_at: time(&st.started_at),
-            finished_at: time(&st.finished_at),
+            created_at: b.metadata.creation_timestamp.as_ref().and_then(to_chrono),
+            started_at: st.started_at.as_ref().and_then(to_chrono),
+            finished_at: st.finished_at.as_ref().and_then(to_chrono),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::backups::controller::of_instance;
 use crate::backups::types::{BackupPhase, StoreBackup};
 use crate::crd::{LABEL_INSTANCE, LABEL_STORE_ID};
 use crate::domain::StoreId;
+use crate::stores::to_chrono;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreServiceError {
@@ -50,12 +51,6 @@ pub struct RestoreView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-fn time(t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<DateTime<Utc>> {
-    t.as_ref().and_then(|t| {
-        DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
-    })
-}
-
 impl From<&StoreRestore> for RestoreView {
     fn from(r: &StoreRestore) -> Self {
         let st = r.status.clone().unwrap_or_default();
@@ -66,9 +61,9 @@ impl From<&StoreRestore> for RestoreView {
             state: r.phase().as_str().to_owned(),
             message: st.message,
             safety_backup: st.safety_backup,
-            created_at: time(&r.metadata.creation_timestamp),
-            started_at: time(&st.started_at),
-            finished_at: time(&st.finished_at),
+            created_at: r.metadata.creation_timestamp.as_ref().and_then(to_chrono),
+            started_at: st.started_at.as_ref().and_then(to_chrono),
+            finished_at: st.finished_at.as_ref().and_then(to_chrono),
         }
     }
 }
