@@ -586,12 +586,13 @@ async fn start(
     let replicas = st.wordpress_replicas.unwrap_or(1);
     if let Some(d) = wordpress(ctx, store_id).await? {
         scale(ctx, store_id, &d, replicas).await?;
-        let ready = d
-            .status
-            .as_ref()
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0);
-        if d.spec.replicas != Some(replicas) || ready < replicas {
+        let status = d.status.clone().unwrap_or_default();
+        // Ready pods counted by the Deployment controller after it saw the scale-up, not before.
+        let seen = status.observed_generation >= d.metadata.generation;
+        if d.spec.replicas != Some(replicas)
+            || !seen
+            || status.ready_replicas.unwrap_or(0) < replicas
+        {
             return Ok(()); // the next pass looks again
         }
     }
