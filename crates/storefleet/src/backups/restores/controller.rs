@@ -109,11 +109,11 @@ async fn step(ctx: &Ctx, r: &StoreRestore, unfinished: &[&StoreRestore]) -> anyh
                 .as_deref()
                 .and_then(|b| BackupId::parse(b).ok());
             let Some(safety) = safety else {
-                return finish(
+                // WordPress is stopped: it is started again whatever happened.
+                return to_starting(
                     ctx,
                     r,
                     st,
-                    RestorePhase::Failed,
                     "rolling back, but the status names no safety backup".into(),
                 )
                 .await;
