@@ -447,6 +447,24 @@ async fn a_restore_is_refused_cleanly_or_runs_its_steps_and_ends_with_the_store_
         "two restores asked for, each audited: {audit:?}"
     );
 
+    // A store being deleted is not restored: 409, and no restore is made.
+    let (status, body) = server.delete_store(&store).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, answer) = restore(
+        &server,
+        None,
+        &store,
+        Some(json!({"backupId": good.as_str()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(kind(&answer), "store-deleting", "{answer}");
+    let made = Api::<StoreRestore>::all(client.clone())
+        .list(&ListParams::default().labels(&format!("{LABEL_INSTANCE}={}", server.instance)))
+        .await
+        .unwrap();
+    assert_eq!(made.items.len(), 2, "only the two restores above");
+
     // Clean up: the backups' finalizers need the controller.
     let backups = Api::<StoreBackup>::all(client.clone());
     let mine = backups
@@ -462,5 +480,6 @@ async fn a_restore_is_refused_cleanly_or_runs_its_steps_and_ends_with_the_store_
     for r in [&first_id, &id] {
         let _ = restores.delete(r, &Default::default()).await;
     }
-    server.delete_leaving_nothing(&store).await;
+    server.wait_gone(&store).await;
+    server.assert_no_orphans().await;
 }
