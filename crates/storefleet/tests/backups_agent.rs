@@ -39,7 +39,13 @@ impl MariaDb {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        // A temporary folder of its own: at start a server deletes every `#sql*` file in its tmpdir
+        // (default $TMPDIR or /tmp), so servers started in parallel on the shared /tmp delete each
+        // other's temporary tables ("Unknown table 'mysql.tmp_user_sys'" from mariadb-install-db).
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let install = Command::new(find("mariadb-install-db"))
+            .env("TMPDIR", &tmp)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .args([
@@ -62,7 +68,9 @@ impl MariaDb {
             .unwrap()
             .port();
         let server = Command::new(find("mariadbd"))
+            .env("TMPDIR", &tmp)
             .arg("--no-defaults")
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.path().join("sock").display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
