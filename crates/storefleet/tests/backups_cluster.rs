@@ -9,7 +9,6 @@
 //! `tests/backups_agent.rs` runs for real against MariaDB).
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -20,12 +19,9 @@ use kube::api::{DeleteParams, PostParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use storefleet::backups::controller::NO_MANIFEST;
-use storefleet::backups::{
-    BackupId, BackupPhase, BackupStore, BackupWriter, PartName, PlatformKey, StoreBackup,
-    StoreBackupSpec, Target,
-};
+use storefleet::backups::{BackupId, BackupPhase, PlatformKey, StoreBackup, StoreBackupSpec};
 use storefleet::crd::LABEL_INSTANCE;
-use storefleet::domain::{Engine, StoreId};
+use support::backups::write_backup;
 use support::{Options, READY_TIMEOUT, Server};
 
 const AGENT_IMAGE: &str = "registry.example/storefleet:backup-test";
@@ -107,35 +103,6 @@ fn message(b: &StoreBackup) -> String {
         .as_ref()
         .and_then(|s| s.message.clone())
         .unwrap_or_default()
-}
-
-/// A whole backup of `store` at `id` on the target, as the agent would write it.
-async fn write_backup(target: &Path, key: &PlatformKey, store: &str, id: &BackupId) {
-    let store_objects = BackupStore::open(
-        &Target::Filesystem {
-            root: target.into(),
-        },
-        "",
-    )
-    .unwrap();
-    let mut w = BackupWriter::begin_as(
-        &store_objects,
-        key,
-        StoreId::parse(store).unwrap(),
-        id.clone(),
-        Engine::Woocommerce,
-        "0.1.0".into(),
-    );
-    w.write_part(
-        PartName::Database,
-        &b"CREATE TABLE wp_posts (ID INT);\n"[..],
-    )
-    .await
-    .unwrap();
-    w.write_part(PartName::Files, &[0u8; 1024][..])
-        .await
-        .unwrap();
-    w.finish().await.unwrap();
 }
 
 #[tokio::test]

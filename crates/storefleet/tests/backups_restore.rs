@@ -12,7 +12,6 @@
 //! backup agent (as `tests/backups_cluster.rs` does).
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -23,45 +22,13 @@ use kube::api::{ListParams, PostParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use storefleet::backups::restores::{RestorePhase, StoreRestore};
-use storefleet::backups::{
-    BackupId, BackupPhase, BackupStore, BackupWriter, PartName, PlatformKey, StoreBackup,
-    StoreBackupSpec, Target,
-};
+use storefleet::backups::{BackupId, BackupPhase, PlatformKey, StoreBackup, StoreBackupSpec};
 use storefleet::crd::LABEL_INSTANCE;
-use storefleet::domain::{Engine, StoreId};
+use support::backups::write_backup;
 use support::{Options, READY_TIMEOUT, Server};
 
 const AGENT_IMAGE: &str = "registry.example/storefleet:restore-test";
 const STEP: Duration = Duration::from_secs(120);
-
-/// A whole backup of `store` at `id` on the target, as the agent would write it.
-async fn write_backup(target: &Path, key: &PlatformKey, store: &str, id: &BackupId) {
-    let objects = BackupStore::open(
-        &Target::Filesystem {
-            root: target.into(),
-        },
-        "",
-    )
-    .unwrap();
-    let mut w = BackupWriter::begin_as(
-        &objects,
-        key,
-        StoreId::parse(store).unwrap(),
-        id.clone(),
-        Engine::Woocommerce,
-        "0.1.0".into(),
-    );
-    w.write_part(
-        PartName::Database,
-        &b"CREATE TABLE wp_posts (ID INT);\n"[..],
-    )
-    .await
-    .unwrap();
-    w.write_part(PartName::Files, &[0u8; 1024][..])
-        .await
-        .unwrap();
-    w.finish().await.unwrap();
-}
 
 async fn ask_backup(server: &Server, store: &str, id: &BackupId) -> StoreBackup {
     let backups = Api::<StoreBackup>::all(server.cluster.client.clone());

@@ -10,7 +10,6 @@
 //! `tests/backups_cluster.rs` does.
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -19,12 +18,10 @@ use kube::api::{DeleteParams, PostParams};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use storefleet::backups::controller::NO_MANIFEST;
-use storefleet::backups::{
-    BackupId, BackupPhase, BackupStore, BackupWriter, PartName, PlatformKey, StoreBackup, Target,
-};
+use storefleet::backups::{BackupId, BackupPhase, PlatformKey, StoreBackup};
 use storefleet::crd::LABEL_INSTANCE;
-use storefleet::domain::{Engine, StoreId};
 use storefleet::rollouts::StoreRollout;
+use support::backups::write_backup;
 use support::{Options, READY_TIMEOUT, Server, stores_api};
 
 const AGENT_IMAGE: &str = "registry.example/storefleet:backup-test";
@@ -291,35 +288,6 @@ async fn a_failed_pre_upgrade_backup_pauses_the_rollout_with_the_store_untouched
     assert_eq!(server.helm_history(&ids[0]), before[0]);
 
     delete_backups(server, &[backup.to_owned()]).await;
-}
-
-/// A whole backup of `store` at `id` on the target, as the agent would write it.
-async fn write_backup(target: &Path, key: &PlatformKey, store: &str, id: &BackupId) {
-    let objects = BackupStore::open(
-        &Target::Filesystem {
-            root: target.into(),
-        },
-        "",
-    )
-    .unwrap();
-    let mut w = BackupWriter::begin_as(
-        &objects,
-        key,
-        StoreId::parse(store).unwrap(),
-        id.clone(),
-        Engine::Woocommerce,
-        "0.1.0".into(),
-    );
-    w.write_part(
-        PartName::Database,
-        &b"CREATE TABLE wp_posts (ID INT);\n"[..],
-    )
-    .await
-    .unwrap();
-    w.write_part(PartName::Files, &[0u8; 1024][..])
-        .await
-        .unwrap();
-    w.finish().await.unwrap();
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! and force-removes what is left if the server is dead.
 #![allow(dead_code)]
 
+pub mod backups;
 pub mod orphans;
 pub mod private_cluster;
 
