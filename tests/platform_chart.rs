@@ -867,10 +867,9 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "create stores.storefleet.dev",
         "create storerollouts.storefleet.dev",
         "create storedomains.storefleet.dev",
-        // Restores are asked for through the API only; backups and restores are deleted there too.
+        // Restores are asked for through the API only, and deleted there too.
         "create storerestores.storefleet.dev",
         "delete storerestores.storefleet.dev",
-        "delete storebackups.storefleet.dev",
         "get secrets -n store-000000",
         // Its Lease only, in its own namespace only, and never deleted (a release is an update).
         "update leases.coordination.k8s.io -n kube-system",
@@ -893,8 +892,10 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "patch storerollouts.storefleet.dev --subresource=status",
         "patch storedomains.storefleet.dev --subresource=status",
         "delete storedomains.storefleet.dev",
-        // A rollout's pre-upgrade backup and a restore's safety backup are the controller's own.
+        // A rollout's pre-upgrade backup, a restore's safety backup, scheduled and final backups
+        // are the controller's own; retention deletes backups it no longer keeps.
         "create storebackups.storefleet.dev",
+        "delete storebackups.storefleet.dev",
         "patch storebackups.storefleet.dev --subresource=status",
         "patch storerestores.storefleet.dev --subresource=status",
         "list storerestores.storefleet.dev",

@@ -202,6 +202,8 @@ pub struct Config {
     pub backups: Option<std::sync::Arc<crate::backups::settings::PlatformBackups>>,
     /// A backup target is configured: the API takes backup requests.
     pub backups_offered: bool,
+    /// Schedules and retention (both components: the API shows them, the controller acts).
+    pub backup_policy: crate::backups::settings::BackupPolicy,
     /// `None`: leader election off, this process always runs the controllers.
     pub leader_election: Option<crate::leadership::Settings>,
 }
@@ -298,6 +300,7 @@ impl Config {
         let mail = crate::mail::MailRelay::from_flags(args.mail.into())?;
         // The API only needs to know that backups are offered; the key stays with the controller.
         let backups_offered = args.backups.target.configured();
+        let backup_policy = args.backups.policy();
         let backups = if args.component.runs_controller() {
             args.backups.platform()?.map(std::sync::Arc::new)
         } else {
@@ -359,6 +362,7 @@ impl Config {
             public_addresses: args.public_addresses,
             backups,
             backups_offered,
+            backup_policy,
             leader_election,
         })
     }

@@ -211,8 +211,15 @@ impl Store {
         self.status.as_ref().and_then(|s| s.phase)
     }
 
+    /// Kubernetes deletes it (its finalizer holds it): the controller's cleanup runs.
     pub fn is_deleting(&self) -> bool {
         self.metadata.deletion_timestamp.is_some()
+    }
+
+    /// Someone asked for it to go: Kubernetes deletes it, or it waits for its final backup first
+    /// (`backups::safety_net`). The API and the other controllers treat both alike.
+    pub fn deletion_requested(&self) -> bool {
+        self.is_deleting() || crate::backups::safety_net::final_backup_of(self).is_some()
     }
 
     /// Display name: `spec.name`, or the store id when none was given.

@@ -201,6 +201,7 @@ async fn api_app(
             config.instance.clone(),
             config.backups_offered,
         )),
+        backup_policy: Arc::new(config.backup_policy.clone()),
     };
     Ok(api::router(state))
 }
@@ -324,8 +325,29 @@ fn controller_term(
             platform,
             metrics.clone(),
         );
+        let service = || {
+            crate::backups::service::BackupService::new(
+                client.clone(),
+                config.instance.clone(),
+                true,
+            )
+        };
+        // Schedules and retention; the final backup of a store asked to go.
+        let scheduler = crate::backups::scheduler::run(
+            client.clone(),
+            config.instance.clone(),
+            config.backup_policy.clone(),
+            service(),
+            db.audit(),
+        );
+        let safety_net = crate::backups::safety_net::run(
+            client.clone(),
+            config.instance.clone(),
+            service(),
+            db.audit(),
+        );
         async move {
-            tokio::join!(backups, restores);
+            tokio::join!(backups, restores, scheduler, safety_net);
         }
     });
     let run = async move {

@@ -14,6 +14,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::backups::BackupId;
+use crate::backups::safety_net::{self, DeleteWith};
+use crate::backups::service::{BackupService, BackupServiceError};
 use crate::config::StoreUrls;
 use crate::crd::{
     DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_OWNER, Phase, Store, StoreSpec,
@@ -174,6 +177,9 @@ pub enum StoreError {
     NameTaken(String),
     #[error("store {0} is being deleted")]
     Deleting(String),
+    /// The final backup of a delete could not be asked for.
+    #[error("{0}")]
+    Backup(String),
     #[error(transparent)]
     UnknownPlan(#[from] UnknownPlan),
     /// The plan would shrink a volume, or grow one whose StorageClass cannot expand.
@@ -292,7 +298,7 @@ impl StoreService {
             .collect();
         if let Some(name) = &new.name
             && let Some(same) = existing.iter().find(|s| {
-                !s.is_deleting()
+                !s.deletion_requested()
                     && s.spec.owner == caller.owner.as_str()
                     && s.spec.name.as_deref() == Some(name.as_str())
             })
@@ -494,7 +500,7 @@ impl StoreService {
         Ok(self.view(&*self.get_store(caller, id).await?))
     }
 
-    async fn get_store(&self, caller: &Caller, id: &StoreId) -> Result<Arc<Store>, StoreError> {
+    pub async fn get_store(&self, caller: &Caller, id: &StoreId) -> Result<Arc<Store>, StoreError> {
         let store = match self.reads.get(id.as_str()).await? {
             Some(store) if self.is_ours(&store) => store,
             _ => return Err(StoreError::NotFound(id.to_string())),
@@ -530,7 +536,7 @@ impl StoreService {
         update: StoreUpdate,
     ) -> Result<StoreView, StoreError> {
         let store = self.get_store(caller, id).await?;
-        if store.is_deleting() {
+        if store.deletion_requested() {
             return Err(StoreError::Deleting(id.to_string()));
         }
         let old_name = store.display_name();
@@ -559,7 +565,7 @@ impl StoreService {
                 .into_iter()
                 .any(|s| {
                     self.is_ours(&s)
-                        && !s.is_deleting()
+                        && !s.deletion_requested()
                         && s.name_any() != id.as_str()
                         && s.spec.owner == store.spec.owner
                         && s.spec.name.as_deref() == Some(name.as_str())
@@ -642,29 +648,51 @@ impl StoreService {
             .await;
     }
 
-    /// Starts deleting; deleting a store already being deleted is fine.
-    pub async fn delete(&self, caller: &Caller, id: &StoreId) -> Result<(), StoreError> {
+    /// Starts deleting; deleting a store already being deleted is fine. With `safety_net` (the
+    /// platform has a backup target), a Ready store first gets a final backup and the controller
+    /// deletes it once that succeeded (`backups::safety_net`); `skip_final_backup` (admins only,
+    /// checked by the caller) deletes at once. Answers the final backup's id when there is one.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: &StoreId,
+        safety_net: Option<&BackupService>,
+        skip_final_backup: bool,
+    ) -> Result<Option<BackupId>, StoreError> {
         let store = self.get_store(caller, id).await?;
-        let outcome = if store.is_deleting() {
-            "already-deleting"
+        let mut final_backup = None;
+        let (outcome, detail) = if store.deletion_requested() {
+            final_backup = safety_net::final_backup_of(&store);
+            ("already-deleting", String::new())
         } else {
-            // Foreground: the garbage collector deletes the store's namespace (owned by the Store)
-            // while the finalizer holds the Store, so it is gone even if the controller may not delete it.
-            match self
-                .api
-                .delete(id.as_str(), &DeleteParams::foreground())
-                .await
-            {
-                // Marked for deletion (the finalizer holds it), or already gone.
-                Ok(Either::Left(marked)) => self.reads.wrote(&marked, true),
-                Ok(Either::Right(_)) => self.reads.wrote_gone(&store),
-                Err(kube::Error::Api(e)) if e.code == 404 => {
-                    return Err(StoreError::NotFound(id.to_string()));
+            match safety_net::decide(&store, safety_net.is_some(), skip_final_backup) {
+                DeleteWith::FinalBackup(backup) => {
+                    let backups = safety_net.expect("decided with a safety net");
+                    match safety_net::begin(&self.api, backups, &store, id, &backup).await {
+                        Ok(marked) => self.reads.wrote(&marked, false),
+                        // Another request marked it (or changed it) since it was read.
+                        Err(BackupServiceError::Kube(kube::Error::Api(e))) if e.code == 409 => {
+                            return Err(StoreError::Deleting(id.to_string()));
+                        }
+                        Err(BackupServiceError::Kube(e)) => return Err(e.into()),
+                        Err(e) => return Err(StoreError::Backup(e.to_string())),
+                    }
+                    tracing::info!(store_id = %id, owner = %caller.owner, backup = %backup, "store deletion requested: final backup first");
+                    let detail = format!("final backup {backup} first");
+                    final_backup = Some(backup);
+                    ("final-backup", detail)
                 }
-                Err(e) => return Err(e.into()),
+                DeleteWith::NoFinalBackup(why) => {
+                    self.delete_now(id, &store).await?;
+                    tracing::info!(store_id = %id, owner = %caller.owner, "store deletion requested ({why})");
+                    let detail = if safety_net.is_some() {
+                        why.to_owned()
+                    } else {
+                        String::new()
+                    };
+                    ("accepted", detail)
+                }
             }
-            tracing::info!(store_id = %id, owner = %caller.owner, "store deletion requested");
-            "accepted"
         };
         self.audit
             .record(AuditEntry {
@@ -673,10 +701,29 @@ impl StoreService {
                 store_id: Some(id.to_string()),
                 store_owner: Some(store.spec.owner.clone()),
                 outcome: outcome.into(),
-                detail: String::new(),
+                detail,
                 remote_addr: caller.remote_addr.clone(),
             })
             .await;
+        Ok(final_backup)
+    }
+
+    async fn delete_now(&self, id: &StoreId, store: &Store) -> Result<(), StoreError> {
+        // Foreground: the garbage collector deletes the store's namespace (owned by the Store)
+        // while the finalizer holds the Store, so it is gone even if the controller may not delete it.
+        match self
+            .api
+            .delete(id.as_str(), &DeleteParams::foreground())
+            .await
+        {
+            // Marked for deletion (the finalizer holds it), or already gone.
+            Ok(Either::Left(marked)) => self.reads.wrote(&marked, true),
+            Ok(Either::Right(_)) => self.reads.wrote_gone(store),
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                return Err(StoreError::NotFound(id.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
     }
 
@@ -795,7 +842,8 @@ fn belongs_to(store: &Store, instance: &str) -> bool {
 pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) -> StoreView {
     let id = store.name_any();
     let status = store.status.clone().unwrap_or_default();
-    let phase = if store.is_deleting() {
+    let final_backup = crate::backups::safety_net::final_backup_of(store);
+    let phase = if store.deletion_requested() {
         Phase::Deleting
     } else {
         status.phase.unwrap_or(Phase::Provisioning)
@@ -826,8 +874,12 @@ pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) 
             .as_ref()
             .and_then(to_chrono),
         ready_at: status.ready_at.as_ref().and_then(to_chrono),
-        message: if store.is_deleting() && status.phase != Some(Phase::Deleting) {
+        message: if let (false, Some(backup)) = (store.is_deleting(), &final_backup) {
+            Some(format!("taking a final backup ({backup}) before deleting"))
+        } else if store.is_deleting() && status.phase != Some(Phase::Deleting) {
             Some("deletion requested".into())
+        } else if let Some(why) = crate::backups::safety_net::cancelled_because(store) {
+            Some(why.to_owned())
         } else {
             status.message.clone()
         },

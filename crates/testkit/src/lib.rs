@@ -219,6 +219,24 @@ pub fn force_remove_instance(kubeconfig: &Path, instance: &str) {
         ]);
         kubectl(&["delete", name, "--wait=false", "--ignore-not-found"]);
     }
+    // Backups and restores (cluster-scoped): their finalizer is the gone controller's; a backup's
+    // data lived in the test's own temporary target.
+    for kind in [
+        "storebackups.storefleet.dev",
+        "storerestores.storefleet.dev",
+    ] {
+        let names = kubectl(&["get", kind, "-l", &selector, "-o", "name"]);
+        for name in names.lines().filter(|l| !l.is_empty()) {
+            kubectl(&[
+                "patch",
+                name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+            kubectl(&["delete", name, "--wait=false", "--ignore-not-found"]);
+        }
+    }
     // A store's own domains' claims (cluster-scoped, named after the domain): no controller of the
     // instance is left to release them.
     kubectl(&[

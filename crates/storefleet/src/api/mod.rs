@@ -1,6 +1,7 @@
 //! The REST API (axum): router, shared state, and one file per group of routes.
 pub mod audit;
 pub mod auth;
+pub mod backup_policy;
 pub mod backups;
 pub mod credentials;
 pub mod dashboard;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub backups: Arc<crate::backups::service::BackupService>,
     /// Restores (`/stores/{id}/restore`, `/stores/{id}/restores`).
     pub restores: Arc<crate::backups::restores::service::RestoreService>,
+    /// Schedules and retention (`/stores/{id}/backup-schedule`, `/deleted-stores`).
+    pub backup_policy: Arc<crate::backups::settings::BackupPolicy>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -101,6 +104,11 @@ pub fn router(state: AppState) -> Router {
             "/stores/{store_id}/backups/{backup_id}",
             get(backups::get_backup).delete(backups::delete_backup),
         )
+        .route(
+            "/stores/{store_id}/backup-schedule",
+            get(backup_policy::get_schedule).put(backup_policy::put_schedule),
+        )
+        .route("/deleted-stores", get(backup_policy::deleted_stores))
         .route("/stores/{store_id}/restore", post(restores::restore_store))
         .route("/stores/{store_id}/restores", get(restores::list_restores))
         .route("/stores/{store_id}/credentials", get(credentials::reveal))

@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::guard::rate_limit::TooManyRequestsResponses;
 use super::{
-    audit, backups, credentials, domains, events, health, live, me, problem, restores, rollouts,
-    session, storefront, stores, users,
+    audit, backup_policy, backups, credentials, domains, events, health, live, me, problem,
+    restores, rollouts, session, storefront, stores, users,
 };
 
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use super::{
         domains::list_domains, domains::put_domain, domains::delete_domain,
         backups::create_backup, backups::list_backups, backups::get_backup, backups::delete_backup,
         restores::restore_store, restores::list_restores,
+        backup_policy::get_schedule, backup_policy::put_schedule, backup_policy::deleted_stores,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
         stores::CreateStoreRequest, stores::UpdateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
@@ -32,7 +33,9 @@ use super::{
         crate::storefront::PartResult, crate::storefront::Failure,
         rollouts::CreateRolloutRequest, rollouts::RolloutView, rollouts::RolloutStoreView,
         domains::PutDomainRequest, crate::domains::DomainView, crate::domains::DomainState,
-        crate::backups::service::BackupView,
+        crate::backups::service::BackupView, crate::backups::kind::BackupKind,
+        crate::backups::schedule::Schedule, crate::backups::scheduler::ScheduleView,
+        crate::backups::deleted::DeletedStore, backup_policy::ScheduleRequest,
         crate::backups::restores::service::RestoreView, restores::RestoreRequest)),
     modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams, &UnavailableResponses),
     tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "domains"), (name = "backups"), (name = "health"))

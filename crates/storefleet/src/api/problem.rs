@@ -204,6 +204,14 @@ impl From<StoreError> for Problem {
                 e.to_string(),
             )
             .with_store(id.clone()),
+            // The backup target refused the final backup's request: not the caller's fault and not
+            // a bug; the store is left as it was.
+            StoreError::Backup(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "final-backup-unavailable",
+                "Final backup could not be asked for",
+                e.to_string(),
+            ),
             StoreError::UnknownPlan(unknown) => unknown.into(),
             StoreError::Volume(ref refusal) => {
                 let (slug, title) = match **refusal {

@@ -47,6 +47,18 @@ pub struct DeleteAccepted {
     #[schema(example = "store-7016ff")]
     pub store_id: String,
     pub status: Phase,
+    /// The final backup the deletion waits for (platforms with a backup target, Ready stores):
+    /// the store is deleted once it succeeded, and kept, with the reason, if it failed.
+    #[schema(example = "backup-20261202-101500-3fa2c1")]
+    pub final_backup: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Admins only: delete at once, without the final backup (docs/backups.md).
+    #[serde(default)]
+    pub skip_final_backup: bool,
 }
 
 /// Create a store.
@@ -351,14 +363,18 @@ fn parse_update(
     })
 }
 
-/// Delete a store: uninstall, delete its namespace, then forget it.
+/// Delete a store: uninstall, delete its namespace, then forget it. With a backup target, a Ready
+/// store is backed up first (its final backup, kept for the platform's window and listed by
+/// `GET /deleted-stores`); if that backup fails, the store is not deleted and says why.
 #[utoipa::path(
     delete, path = "/stores/{store_id}", tag = "stores",
-    params(("store_id" = String, Path, example = "store-7016ff")),
+    params(("store_id" = String, Path, example = "store-7016ff"), DeleteParams),
     responses(
-        (status = 202, description = "Deletion under way (also when asked again)", body = DeleteAccepted),
+        (status = 202, description = "Deletion under way, or its final backup (also when asked again)", body = DeleteAccepted),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`skip_final_backup` asked for by a member (`admin-only`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Another request changed the store meanwhile (`store-deleting`)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -366,14 +382,28 @@ pub async fn delete_store(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(store_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> Result<(StatusCode, Json<DeleteAccepted>), Problem> {
     let id = StoreId::parse(&store_id)?;
-    state.stores.delete(&caller, &id).await?;
+    if params.skip_final_backup && !caller.is_admin() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "admin-only",
+            "Admins only",
+            "only an admin may delete a store without its final backup",
+        ));
+    }
+    let safety_net = state.backups.enabled().then_some(state.backups.as_ref());
+    let final_backup = state
+        .stores
+        .delete(&caller, &id, safety_net, params.skip_final_backup)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DeleteAccepted {
             store_id: id.to_string(),
             status: Phase::Deleting,
+            final_backup: final_backup.map(|b| b.to_string()),
         }),
     ))
 }

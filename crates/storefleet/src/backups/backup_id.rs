@@ -53,6 +53,13 @@ impl BackupId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// When the backup started (second precision), read from the id itself.
+    pub fn time(&self) -> DateTime<Utc> {
+        NaiveDateTime::parse_from_str(&self.0[Self::PREFIX.len()..][..15], Self::TIME_FORMAT)
+            .expect("checked when parsed")
+            .and_utc()
+    }
 }
 
 impl fmt::Display for BackupId {
@@ -79,6 +86,10 @@ mod tests {
         assert!(early.as_str().starts_with("backup-20260102-030405-"));
         assert_eq!(BackupId::parse(early.as_str()).unwrap(), early);
         assert!(early < late);
+        assert_eq!(
+            early.time(),
+            "2026-01-02T03:04:05Z".parse::<DateTime<Utc>>().unwrap()
+        );
     }
 
     #[test]

@@ -8,10 +8,16 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::BackupId;
+use super::kind::{BackupKind, LABEL_KIND};
 use super::types::{StoreBackup, StoreBackupSpec};
-use crate::crd::{LABEL_INSTANCE, LABEL_STORE_ID};
+use crate::crd::{LABEL_INSTANCE, LABEL_STORE_ID, Store};
 use crate::domain::StoreId;
 use crate::stores::to_chrono;
+
+/// On a backup: its store's owner, as the store's `spec.owner` (labels cannot hold every owner).
+pub const ANNOTATION_OWNER: &str = "storefleet.dev/owner";
+/// On a backup: its store's display name, when it has one.
+pub const ANNOTATION_STORE_NAME: &str = "storefleet.dev/store-name";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupServiceError {
@@ -33,6 +39,9 @@ pub struct BackupView {
     /// Pending, Running, Succeeded or Failed.
     #[schema(example = "Succeeded")]
     pub state: String,
+    /// Why it was taken: `manual`, `scheduled`, `pre-upgrade`, `safety` (before a restore) or
+    /// `final` (before the store was deleted). It decides how long the backup is kept.
+    pub kind: BackupKind,
     /// Why it failed, or what it waits for.
     pub message: Option<String>,
     /// As stored (compressed, encrypted), for people.
@@ -55,6 +64,7 @@ impl From<&StoreBackup> for BackupView {
             backup_id: b.name_any(),
             store_id: b.spec.store_id.clone(),
             state: st.phase.map_or("Pending", |p| p.as_str()).to_owned(),
+            kind: BackupKind::of(b),
             message: st.message,
             size: st.size,
             stored_bytes: st.stored_bytes,
@@ -69,6 +79,7 @@ impl From<&StoreBackup> for BackupView {
 
 pub struct BackupService {
     api: Api<StoreBackup>,
+    stores: Api<Store>,
     instance: String,
     enabled: bool,
 }
@@ -76,10 +87,34 @@ pub struct BackupService {
 impl BackupService {
     pub fn new(client: Client, instance: String, enabled: bool) -> Self {
         Self {
-            api: Api::all(client),
+            api: Api::all(client.clone()),
+            stores: Api::all(client),
             instance,
             enabled,
         }
+    }
+
+    /// Deleted stores the caller may bring back (`GET /deleted-stores`).
+    pub async fn deleted_stores(
+        &self,
+        caller: &crate::stores::Caller,
+        window: std::time::Duration,
+    ) -> Result<Vec<super::deleted::DeletedStore>, BackupServiceError> {
+        if !self.enabled {
+            return Err(BackupServiceError::NotConfigured);
+        }
+        Ok(super::deleted::list(
+            &self.api.clone().into_client(),
+            &self.instance,
+            caller,
+            window,
+        )
+        .await?)
+    }
+
+    /// Whether the platform has a backup target (and so takes backups at all).
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// A new backup of `store` (which the caller may see). The id is its start time and 24 random
@@ -88,25 +123,28 @@ impl BackupService {
         if !self.enabled {
             return Err(BackupServiceError::NotConfigured);
         }
-        self.create(store, &BackupId::new(Utc::now()), None).await
+        self.create(store, &BackupId::new(Utc::now()), BackupKind::Manual, None)
+            .await
     }
 
     /// The backup `id` of `store`, made now if it does not exist yet. For a caller that recorded
-    /// the id before asking (the rollouts' pre-upgrade backup): a control plane killed between the
-    /// two makes it after its restart, and never a second one.
+    /// the id before asking (the rollouts' pre-upgrade backup, a scheduled slot's, a delete's final
+    /// one): a control plane killed between the two makes it after its restart, never a second one.
     pub async fn ensure(
         &self,
         store: &StoreId,
         id: &BackupId,
+        kind: BackupKind,
     ) -> Result<StoreBackup, BackupServiceError> {
         if !self.enabled {
             return Err(BackupServiceError::NotConfigured);
         }
-        self.get_or_create(store, id, None).await
+        self.get_or_create(store, id, kind, None).await
     }
 
-    /// As [`Self::ensure`], the backup also carrying `label` (a restore's safety backup).
-    pub async fn ensure_labelled(
+    /// A restore's safety backup: as [`Self::ensure`], the backup also carrying `label` (the
+    /// restore it is for).
+    pub async fn ensure_safety(
         &self,
         store: &StoreId,
         id: &BackupId,
@@ -115,19 +153,21 @@ impl BackupService {
         if !self.enabled {
             return Err(BackupServiceError::NotConfigured);
         }
-        self.get_or_create(store, id, Some(label)).await
+        self.get_or_create(store, id, BackupKind::Safety, Some(label))
+            .await
     }
 
     async fn get_or_create(
         &self,
         store: &StoreId,
         id: &BackupId,
+        kind: BackupKind,
         label: Option<(&str, &str)>,
     ) -> Result<StoreBackup, BackupServiceError> {
         if let Some(b) = self.api.get_opt(id.as_str()).await? {
             return Ok(b);
         }
-        match self.create(store, id, label).await {
+        match self.create(store, id, kind, label).await {
             // Made between the read and the create (another term of this controller).
             Err(BackupServiceError::Kube(kube::Error::Api(e))) if e.code == 409 => {
                 Ok(self.api.get(id.as_str()).await?)
@@ -140,6 +180,7 @@ impl BackupService {
         &self,
         store: &StoreId,
         id: &BackupId,
+        kind: BackupKind,
         label: Option<(&str, &str)>,
     ) -> Result<StoreBackup, BackupServiceError> {
         let mut b = StoreBackup::new(
@@ -152,8 +193,20 @@ impl BackupService {
             .insert(LABEL_INSTANCE.into(), self.instance.clone());
         b.labels_mut()
             .insert(LABEL_STORE_ID.into(), store.to_string());
+        b.labels_mut()
+            .insert(LABEL_KIND.into(), kind.as_str().into());
         if let Some((k, v)) = label {
             b.labels_mut().insert(k.into(), v.into());
+        }
+        // Who owns the store and what it is called, kept on the backup: once the store is gone,
+        // this is how its owner (and nobody else) finds its backups and brings it back.
+        if let Some(s) = self.stores.get_opt(store.as_str()).await? {
+            b.annotations_mut()
+                .insert(ANNOTATION_OWNER.into(), s.spec.owner.clone());
+            if let Some(name) = &s.spec.name {
+                b.annotations_mut()
+                    .insert(ANNOTATION_STORE_NAME.into(), name.clone());
+            }
         }
         Ok(self.api.create(&PostParams::default(), &b).await?)
     }

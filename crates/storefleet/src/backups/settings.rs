@@ -105,6 +105,45 @@ pub struct PlatformBackupArgs {
         default_value = "storefleet-backups"
     )]
     pub backup_job_claim: String,
+    /// Every store's backup schedule unless it chose its own (`off`, `hourly`, `daily`, `weekly`;
+    /// each store at its own minute of the period).
+    #[arg(
+        long,
+        env = "STOREFLEET_BACKUP_SCHEDULE",
+        value_enum,
+        default_value = "daily"
+    )]
+    pub backup_schedule: super::schedule::Schedule,
+    /// Scheduled backups kept: the newest of each of this many last days that have one.
+    #[arg(long, env = "STOREFLEET_BACKUP_KEEP_DAILY", default_value_t = 7)]
+    pub backup_keep_daily: u32,
+    /// And the newest of each of this many last ISO weeks that have one.
+    #[arg(long, env = "STOREFLEET_BACKUP_KEEP_WEEKLY", default_value_t = 4)]
+    pub backup_keep_weekly: u32,
+    /// How long backups taken before an upgrade or a restore, and failed scheduled ones, are kept.
+    #[arg(long, env = "STOREFLEET_BACKUP_AUTOMATIC_RETENTION", default_value = "168h", value_parser = crate::cli::parse_duration)]
+    pub backup_automatic_retention: std::time::Duration,
+    /// How long a deleted store's backups (its final one among them) are kept after the last of
+    /// them, so it can be brought back as a clone.
+    #[arg(long, env = "STOREFLEET_BACKUP_DELETED_RETENTION", default_value = "168h", value_parser = crate::cli::parse_duration)]
+    pub backup_deleted_retention: std::time::Duration,
+}
+
+/// When stores are backed up on their own and how long backups are kept: the API shows it, the
+/// controller's scheduler acts on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupPolicy {
+    pub schedule: super::schedule::Schedule,
+    pub retention: super::retention::Retention,
+}
+
+impl Default for BackupPolicy {
+    fn default() -> Self {
+        Self {
+            schedule: super::schedule::Schedule::Daily,
+            retention: super::retention::Retention::default(),
+        }
+    }
 }
 
 /// Backups as the control plane runs them.
@@ -116,6 +155,18 @@ pub struct PlatformBackups {
 }
 
 impl PlatformBackupArgs {
+    pub fn policy(&self) -> BackupPolicy {
+        BackupPolicy {
+            schedule: self.backup_schedule,
+            retention: super::retention::Retention {
+                keep_daily: self.backup_keep_daily,
+                keep_weekly: self.backup_keep_weekly,
+                automatic: self.backup_automatic_retention,
+                deleted: self.backup_deleted_retention,
+            },
+        }
+    }
+
     /// `None` without a target: the platform then offers no backups (and says so).
     pub fn platform(self) -> anyhow::Result<Option<PlatformBackups>> {
         if !self.target.configured() {

@@ -252,7 +252,7 @@ impl DomainService {
     /// [`Self::visible_store`], for a change: a store being deleted takes none (409).
     async fn changeable_store(&self, caller: &Caller, id: &StoreId) -> Result<Store, DomainsError> {
         let store = self.visible_store(caller, id).await?;
-        if store.is_deleting() {
+        if store.deletion_requested() {
             return Err(StoreError::Deleting(id.to_string()).into());
         }
         Ok(store)
@@ -282,7 +282,7 @@ impl DomainService {
                 .get_opt(id.as_str())
                 .await?
                 .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-            if store.is_deleting() {
+            if store.deletion_requested() {
                 return Err(StoreError::Deleting(id.to_string()).into());
             }
             let version = store.resource_version();

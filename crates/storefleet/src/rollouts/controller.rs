@@ -339,7 +339,10 @@ async fn ensure_backup(
     store: &StoreId,
     id: &BackupId,
 ) -> kube::Result<Option<StoreBackup>> {
-    match backups.ensure(store, id).await {
+    match backups
+        .ensure(store, id, crate::backups::kind::BackupKind::PreUpgrade)
+        .await
+    {
         Ok(b) => Ok(Some(b)),
         Err(BackupServiceError::Kube(e)) => Err(e),
         Err(e) => {
@@ -713,7 +716,9 @@ async fn selection(ctx: &Context, rollout: &StoreRollout) -> kube::Result<Vec<St
         .await?
         .items
         .into_iter()
-        .filter(|s| s.instance() == ctx.instance && s.store_id().is_some() && !s.is_deleting())
+        .filter(|s| {
+            s.instance() == ctx.instance && s.store_id().is_some() && !s.deletion_requested()
+        })
         .collect();
     stores.sort_by_key(|s| s.name_any());
     Ok(stores)

@@ -268,7 +268,7 @@ async fn safety_backup(
     };
     let b = ctx
         .backups
-        .ensure_labelled(store_id, &safety, (LABEL_SAFETY_FOR, &r.name_any()))
+        .ensure_safety(store_id, &safety, (LABEL_SAFETY_FOR, &r.name_any()))
         .await?;
     match b.phase() {
         Some(BackupPhase::Succeeded) => {
