@@ -661,7 +661,17 @@ impl StoreService {
     ) -> Result<Option<BackupId>, StoreError> {
         let store = self.get_store(caller, id).await?;
         let mut final_backup = None;
-        let (outcome, detail) = if store.deletion_requested() {
+        let (outcome, detail) = if store.is_deleting() {
+            ("already-deleting", String::new())
+        } else if store.deletion_requested() && skip_final_backup {
+            // An admin who does not want to wait for the final backup under way.
+            self.delete_now(id, &store).await?;
+            tracing::info!(store_id = %id, owner = %caller.owner, "store deletion requested: final backup skipped while it ran");
+            (
+                "accepted",
+                "final backup skipped by an admin while it ran".to_owned(),
+            )
+        } else if store.deletion_requested() {
             final_backup = safety_net::final_backup_of(&store);
             ("already-deleting", String::new())
         } else {

@@ -414,18 +414,31 @@ async fn a_restore_is_refused_cleanly_or_runs_its_steps_and_ends_with_the_store_
         "two restores asked for, each audited: {audit:?}"
     );
 
-    // A store being deleted is not restored: 409, and no restore is made.
+    // A store being deleted is not restored: 409, and no restore is made. Both while it waits for
+    // its final backup (backups::safety_net) and once an admin deleted it without waiting.
     let (status, body) = server.delete_store(&store).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let (status, answer) = restore(
-        &server,
-        None,
-        &store,
-        Some(json!({"backupId": good.as_str()})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-    assert_eq!(kind(&answer), "store-deleting", "{answer}");
+    assert!(body["final_backup"].is_string(), "{body}");
+    for _ in 0..2 {
+        let (status, answer) = restore(
+            &server,
+            None,
+            &store,
+            Some(json!({"backupId": good.as_str()})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert_eq!(kind(&answer), "store-deleting", "{answer}");
+        let r = server
+            .req(
+                Method::DELETE,
+                &format!("/stores/{store}?skip_final_backup=true"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
     let made = Api::<StoreRestore>::all(client.clone())
         .list(&ListParams::default().labels(&format!("{LABEL_INSTANCE}={}", server.instance)))
         .await
