@@ -5,7 +5,7 @@
 // server or the page shows; screenshots of each state go to target/ui-screenshots/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -20,8 +20,10 @@ const UI_MS = 20_000;
 const STORE_NAME = 'Café Zürich 🛒 №1';
 
 test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete, connection loss, sign out', async (t) => {
-  rmSync(SHOTS, { recursive: true, force: true });
+  // Only this file's screenshots (NN-*.png): node runs the files in name order, so backups-*.png are
+  // already there.
   mkdirSync(SHOTS, { recursive: true });
+  for (const name of readdirSync(SHOTS).filter((f) => /^\d\d-/.test(f))) rmSync(path.join(SHOTS, name));
 
   const server = new Server({ maxStores: 1 });
   await server.start();
@@ -202,6 +204,24 @@ test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete,
     assert.equal(await text('#cred-email'), decode('wordpress-admin-email'));
     assert.equal(await page.getByRole('button', { name: 'Hide admin login' }).getAttribute('aria-expanded'), 'true');
     await shot('store-credentials');
+  });
+
+  await step('without a backup target, Back up now says so and the button is disabled', async () => {
+    await page.locator('#backups-empty').waitFor();
+    const button = page.getByRole('button', { name: 'Back up now' });
+    assert.equal(await button.isDisabled(), false);
+    const answer = page.waitForResponse((r) => r.url().endsWith(`/stores/${storeId}/backups`) && r.request().method() === 'POST');
+    await button.click();
+    const response = await answer;
+    assert.equal(response.status(), 409);
+    assert.match((await response.json()).type, /backups-not-configured$/);
+    const error = page.locator('#backups-error');
+    await error.waitFor();
+    assert.match(await error.innerText(), /This platform has no backup target/);
+    assert.equal(await button.isDisabled(), true);
+    assert.equal(await page.locator('#backups-body tr').count(), 0);
+    assert.deepEqual((await server.api('GET', `/stores/${storeId}/backups`)).body, []);
+    await shot('store-no-backup-target');
   });
 
   await step('the audit log lists what happened to the store, and the quota refusal', async () => {

@@ -3,7 +3,7 @@
 // other test's stores), a temporary SQLite file, the store chart, and cleanup of whatever it created.
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +44,8 @@ export async function until(what, timeoutMs, probe, intervalMs = 250) {
 }
 
 export class Server {
-  constructor({ maxStores }) {
+  /** `backups`: a filesystem backup target (a fresh folder) and key, as tests/backups_restore.rs has. */
+  constructor({ maxStores, backups = false }) {
     this.env = clusterEnv();
     this.binary = process.env.STOREFLEET_BIN ?? path.join(ROOT, 'target/debug/storefleet');
     if (!existsSync(this.binary)) throw new Error(`${this.binary} is missing: run \`cargo build -p storefleet\``);
@@ -55,6 +56,11 @@ export class Server {
     this.listen = '127.0.0.1:0';
     this.maxStores = maxStores;
     this.child = null;
+    if (backups) {
+      this.backupDir = path.join(this.dir, 'backups');
+      this.backupKeyFile = path.join(this.dir, 'backup-key');
+      writeFileSync(this.backupKeyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    }
   }
 
   args() {
@@ -64,6 +70,10 @@ export class Server {
       '--chart', path.join(ROOT, 'charts/store'), '--helm', this.env.STOREFLEET_HELM,
       '--admin-token', this.token, '--log-format', 'json', '--provision-timeout', '10m',
       '--max-stores', String(this.maxStores),
+      // The agent's image is never pulled: the kubelet stand-in ends Job pods without running them.
+      ...(this.backupDir
+        ? ['--backup-dir', this.backupDir, '--backup-key-file', this.backupKeyFile, '--backup-agent-image', 'registry.example/storefleet:ui-test']
+        : []),
     ];
   }
 
@@ -123,16 +133,53 @@ export class Server {
     return existsSync(this.logPath) ? readFileSync(this.logPath, 'utf8') : '';
   }
 
+  /**
+   * A whole, sealed backup of `storeId` written on the target by `write-test-backup` (crates/testkit),
+   * standing in for the agent, and its StoreBackup object, labelled as the API labels one. The
+   * controller then runs its Job (which the stand-in ends without running it), finds the manifest and
+   * verifies it: the backup ends Succeeded by the controller's own judgement. Answers the backup id.
+   */
+  async sealedBackup(storeId) {
+    const writer = process.env.WRITE_TEST_BACKUP_BIN ?? path.join(ROOT, 'target/debug/write-test-backup');
+    if (!existsSync(writer)) throw new Error(`${writer} is missing: run \`cargo build -p testkit --features backups --bin write-test-backup\``);
+    const { stdout } = await run(writer, ['--dir', this.backupDir, '--key-file', this.backupKeyFile, '--store', storeId]);
+    const id = stdout.trim();
+    const file = path.join(this.dir, `${id}.json`);
+    writeFileSync(file, JSON.stringify({
+      apiVersion: 'storefleet.dev/v1alpha1',
+      kind: 'StoreBackup',
+      metadata: { name: id, labels: { 'storefleet.dev/instance': this.instance, 'storefleet.dev/store-id': storeId } },
+      spec: { storeId },
+    }));
+    await kubectl('create', '-f', file);
+    return id;
+  }
+
+  /** The claim a filesystem target's Job mounts in the store's namespace (docs/backups.md). */
+  async backupClaim(storeId) {
+    const file = path.join(this.dir, `claim-${storeId}.json`);
+    writeFileSync(file, JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'storefleet-backups', namespace: storeId },
+      spec: { accessModes: ['ReadWriteMany'], storageClassName: 'standard', resources: { requests: { storage: '1Gi' } } },
+    }));
+    await kubectl('create', '-f', file);
+  }
+
   /** Deletes every Store of this instance (through the server when it runs), then whatever is left. */
   async cleanup() {
     const selector = `storefleet.dev/instance=${this.instance}`;
     const quiet = (p) => p.catch(() => {});
+    // Backups and restores are cluster-scoped and outlive their store; a backup's finalizer (its data)
+    // needs the controller, so they go first, while it runs.
+    const kinds = ['storerestores.storefleet.dev', 'storebackups.storefleet.dev', 'stores.storefleet.dev'];
     if (this.child && process.env.STOREFLEET_KEEP_NAMESPACES === undefined) {
-      await quiet(kubectl('delete', 'stores.storefleet.dev', '-l', selector, '--wait=true', '--timeout=180s'));
+      for (const kind of kinds) await quiet(kubectl('delete', kind, '-l', selector, '--wait=true', '--timeout=180s'));
     }
     await this.kill();
     if (process.env.STOREFLEET_KEEP_NAMESPACES !== undefined) return;
-    const left = await kubectl('get', 'stores.storefleet.dev', '-l', selector, '-o', 'name').catch(() => '');
+    const left = (await Promise.all(kinds.map((kind) => kubectl('get', kind, '-l', selector, '-o', 'name').catch(() => '')))).join('\n');
     for (const name of left.split('\n').filter(Boolean)) {
       await quiet(kubectl('patch', name, '--type=merge', '-p', '{"metadata":{"finalizers":null}}'));
       await quiet(kubectl('delete', name, '--wait=false', '--ignore-not-found'));

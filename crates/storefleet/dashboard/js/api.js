@@ -65,6 +65,12 @@ export const api = {
     request('POST', '/stores', { body: { name: name || null, engine }, headers: { 'Idempotency-Key': randomKey() } }),
   deleteStore: (id) => request('DELETE', `/stores/${encodeURIComponent(id)}`),
   credentials: (id) => request('GET', `/stores/${encodeURIComponent(id)}/credentials`),
+  backups: (id) => request('GET', `/stores/${encodeURIComponent(id)}/backups`),
+  createBackup: (id) => request('POST', `/stores/${encodeURIComponent(id)}/backups`),
+  deleteBackup: (id, backupId) =>
+    request('DELETE', `/stores/${encodeURIComponent(id)}/backups/${encodeURIComponent(backupId)}`),
+  restores: (id) => request('GET', `/stores/${encodeURIComponent(id)}/restores`),
+  restore: (id, backupId) => request('POST', `/stores/${encodeURIComponent(id)}/restore`, { body: { backupId } }),
   rollouts: () => request('GET', '/rollouts'),
   // verb: pause, resume or abort
   rolloutAction: (id, verb) => request('POST', `/rollouts/${encodeURIComponent(id)}/${verb}`),

@@ -13,6 +13,12 @@ export function badgeClass(status) {
   return `badge ${STATUS_CLASS[status] ?? 'badge-deleting'}`;
 }
 
+/** A backup's or a restore's state: Succeeded, Failed, or a step in between (Pending, Running, BackingUp…). */
+export function jobBadgeClass(state) {
+  const kind = state === 'Succeeded' ? 'ready' : state === 'Failed' ? 'failed' : 'provisioning';
+  return `badge badge-${kind}`;
+}
+
 /** "just now", "5 min", "3 h", "2 d" since an ISO time. */
 export function age(iso, now = Date.now()) {
   if (!iso) return '—';

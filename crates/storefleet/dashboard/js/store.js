@@ -1,5 +1,6 @@
-// One store: links, progress timeline, admin login behind "reveal", conditions, delete.
+// One store: links, progress timeline, admin login behind "reveal", conditions, backups, delete.
 import { api } from './api.js';
+import { initBackups, renderBackups } from './backups.js';
 import { $, el, setText, showError, announce } from './dom.js';
 import { badgeClass, dateTime, engineName, sentence } from './format.js';
 import { steps } from './timeline.js';
@@ -26,6 +27,7 @@ export function initStore(ctx) {
 
   const dialog = $('delete-dialog');
   $('delete-cancel').addEventListener('click', () => dialog.close('cancel'));
+  initBackups(ctx);
 }
 
 export function renderStore(state, id) {
@@ -85,6 +87,7 @@ export function renderStore(state, id) {
   );
   $('delete-store').disabled = store.status === 'Deleting';
   $('failed-delete').disabled = store.status === 'Deleting';
+  renderBackups(store);
 }
 
 // In the order provisioning goes through them, Ready last; then MailConfigured, which Ready does not wait for.

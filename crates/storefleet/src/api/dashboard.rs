@@ -35,6 +35,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/app.js", "text/javascript; charset=utf-8"),
     asset!("js/api.js", "text/javascript; charset=utf-8"),
     asset!("js/audit.js", "text/javascript; charset=utf-8"),
+    asset!("js/backups.js", "text/javascript; charset=utf-8"),
     asset!("js/dom.js", "text/javascript; charset=utf-8"),
     asset!("js/format.js", "text/javascript; charset=utf-8"),
     asset!("js/live.js", "text/javascript; charset=utf-8"),
