@@ -261,4 +261,11 @@ replaces the platform's whole (a merge could only add to it).
 {{- else if $b.target }}
 {{- fail (printf "backups.target %q: use s3, filesystem or leave it empty" $b.target) }}
 {{- end }}
+{{- if $b.target }}
+- { name: STOREFLEET_BACKUP_SCHEDULE, value: {{ $b.schedule | quote }} }
+- { name: STOREFLEET_BACKUP_KEEP_DAILY, value: {{ $b.keepDaily | quote }} }
+- { name: STOREFLEET_BACKUP_KEEP_WEEKLY, value: {{ $b.keepWeekly | quote }} }
+- { name: STOREFLEET_BACKUP_AUTOMATIC_RETENTION, value: {{ $b.automaticRetention | quote }} }
+- { name: STOREFLEET_BACKUP_DELETED_RETENTION, value: {{ $b.deletedRetention | quote }} }
+{{- end }}
 {{- end -}}
