@@ -60,6 +60,7 @@ pub async fn get_schedule(
     request_body = ScheduleRequest,
     responses(
         (status = 200, description = "The store's schedule, as changed", body = ScheduleView),
+        (status = 400, description = "Invalid JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`hourly` asked for by a member (`admin-only`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),

@@ -371,6 +371,7 @@ fn parse_update(
     params(("store_id" = String, Path, example = "store-7016ff"), DeleteParams),
     responses(
         (status = 202, description = "Deletion under way, or its final backup (also when asked again)", body = DeleteAccepted),
+        (status = 400, description = "A query parameter not understood (`skip_final_backup` other than true or false)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "`skip_final_backup` asked for by a member (`admin-only`)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such store (or another user's)", body = ProblemBody, content_type = "application/problem+json"),
