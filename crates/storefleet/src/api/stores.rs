@@ -49,7 +49,9 @@ pub struct DeleteAccepted {
     pub status: Phase,
     /// The final backup the deletion waits for (platforms with a backup target, Ready stores):
     /// the store is deleted once it succeeded, and kept, with the reason, if it failed.
+    /// Absent when the store is deleted at once.
     #[schema(example = "backup-20261202-101500-3fa2c1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub final_backup: Option<String>,
 }
 
