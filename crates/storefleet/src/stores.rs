@@ -678,9 +678,25 @@ impl StoreService {
             match safety_net::decide(&store, safety_net.is_some(), skip_final_backup) {
                 DeleteWith::FinalBackup(backup) => {
                     let backups = safety_net.expect("decided with a safety net");
-                    match safety_net::begin(&self.api, backups, &store, id, &backup).await {
+                    let mut marked =
+                        safety_net::begin(&self.api, backups, &store, id, &backup).await;
+                    // The store changed since it was read (the read may come from a cache that
+                    // lags): once more against the API server's own copy, unless someone else
+                    // asked for its deletion meanwhile.
+                    if let Err(BackupServiceError::Kube(kube::Error::Api(e))) = &marked
+                        && e.code == 409
+                    {
+                        match self.api.get_opt(id.as_str()).await? {
+                            Some(fresh) if !fresh.deletion_requested() => {
+                                marked = safety_net::begin(&self.api, backups, &fresh, id, &backup)
+                                    .await;
+                            }
+                            Some(_) => return Err(StoreError::Deleting(id.to_string())),
+                            None => return Err(StoreError::NotFound(id.to_string())),
+                        }
+                    }
+                    match marked {
                         Ok(marked) => self.reads.wrote(&marked, false),
-                        // Another request marked it (or changed it) since it was read.
                         Err(BackupServiceError::Kube(kube::Error::Api(e))) if e.code == 409 => {
                             return Err(StoreError::Deleting(id.to_string()));
                         }

@@ -309,6 +309,8 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
     assert_eq!(st.files_bytes, Some(1024));
     assert!(st.stored_bytes.unwrap() > 64, "{st:?}");
     assert!(st.size.clone().unwrap().ends_with(" B"));
+    // No word left over from its last step ("the agent runs in the store's namespace").
+    assert_eq!(st.message, None, "{st:?}");
 
     // Metrics: the verdicts by outcome, the size of the success, and the store's newest successful
     // backup time (refilled from the objects by the next pass of the controller).

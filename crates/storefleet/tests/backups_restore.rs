@@ -17,8 +17,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::Api;
 use kube::api::{ListParams, PostParams};
+use kube::{Api, ResourceExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use storefleet::backups::restores::{RestorePhase, StoreRestore};
@@ -412,6 +412,53 @@ async fn a_restore_is_refused_cleanly_or_runs_its_steps_and_ends_with_the_store_
         audit.len(),
         2,
         "two restores asked for, each audited: {audit:?}"
+    );
+
+    // 3. A restore deleted by hand (`kubectl delete storerestore`) while it owns the store: it
+    //    finishes first (its finalizer), so the store is given back Ready, then it goes.
+    let (status, third) = restore(
+        &server,
+        None,
+        &store,
+        Some(json!({"backupId": good.as_str()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{third}");
+    let third = third["restore_id"].as_str().unwrap().to_owned();
+    let restores = Api::<StoreRestore>::all(client.clone());
+    testkit::wait_for("the third restore to own the store", STEP, || async {
+        let r = restores.get(&third).await.ok()?;
+        let held = r
+            .finalizers()
+            .iter()
+            .any(|f| f == "storefleet.dev/restore-finish");
+        (held && r.phase() == RestorePhase::BackingUp).then_some(())
+    })
+    .await;
+    assert_eq!(
+        server.get_json(&format!("/stores/{store}")).await.1["status"],
+        "Restoring"
+    );
+    restores.delete(&third, &Default::default()).await.unwrap();
+    let held = restores.get(&third).await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    testkit::wait_for("the deleted restore to finish and go", STEP, || async {
+        restores
+            .get_opt(&third)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        server.get_json(&format!("/stores/{store}")).await.1["status"],
+        "Ready",
+        "the store was given back"
+    );
+    assert_eq!(
+        wordpress(&server, &store).await.spec.replicas,
+        replicas_before
     );
 
     // A store being deleted is not restored: 409, and no restore is made. Both while it waits for

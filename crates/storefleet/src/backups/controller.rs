@@ -455,7 +455,12 @@ async fn write(
     name: &str,
     status: StoreBackupStatus,
 ) -> anyhow::Result<()> {
-    let patch = serde_json::json!({"status": status});
+    let mut patch = serde_json::json!({"status": status});
+    // A merge patch leaves out what is absent: a backup that succeeded must not keep the message of
+    // its last step ("the agent runs…"), so no message is an explicit null.
+    if status.message.is_none() {
+        patch["status"]["message"] = serde_json::Value::Null;
+    }
     backups
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;

@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::types::{RestorePhase, StoreRestore, StoreRestoreStatus};
+use super::types::{FINALIZER, RestorePhase, StoreRestore, StoreRestoreStatus};
 use super::{LABEL_SAFETY_FOR, RestoreId};
 use crate::backups::controller::{FIELD_MANAGER, of_instance};
 use crate::backups::job::{self, JobParams, StoreWorkload};
@@ -45,11 +45,24 @@ pub async fn run(client: Client, instance: String, platform: Arc<PlatformBackups
     loop {
         match ctx.restores.list(&ListParams::default()).await {
             Ok(list) => {
-                let unfinished: Vec<_> = list
+                let ours: Vec<_> = list
                     .items
                     .iter()
-                    .filter(|r| of_instance(*r, &instance) && !r.phase().is_finished())
+                    .filter(|r| of_instance(*r, &instance))
                     .collect();
+                let unfinished: Vec<_> = ours
+                    .iter()
+                    .copied()
+                    .filter(|r| !r.phase().is_finished())
+                    .collect();
+                for r in &ours {
+                    // An unfinished restore holds its finalizer: deleting it by hand lets it run
+                    // to its end first, since its own steps are what give the store back (WordPress
+                    // started, the store Ready). A finished one lets go.
+                    if let Err(e) = hold(&ctx, r, !r.phase().is_finished()).await {
+                        tracing::warn!(restore = %r.name_any(), "restore finalizer: {e:#}");
+                    }
+                }
                 for r in &unfinished {
                     if let Err(e) = step(&ctx, r, &unfinished).await {
                         tracing::warn!(restore = %r.name_any(), "restore step failed: {e:#}");
@@ -60,6 +73,36 @@ pub async fn run(client: Client, instance: String, platform: Arc<PlatformBackups
         }
         tokio::time::sleep(PASS).await;
     }
+}
+
+/// Adds (`keep`) or removes the restore's finalizer, when it is not so already.
+async fn hold(ctx: &Ctx, r: &StoreRestore, keep: bool) -> anyhow::Result<()> {
+    let has = r.finalizers().iter().any(|f| f == FINALIZER);
+    if has == keep || (keep && r.meta().deletion_timestamp.is_some()) {
+        // Nothing to do; and a restore already being deleted can no longer gain a finalizer.
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = r
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if keep {
+        finalizers.push(FINALIZER.into());
+    }
+    // Against the version read: another writer's finalizer list is never overwritten.
+    let patch = serde_json::json!({
+        "metadata": { "finalizers": finalizers, "resourceVersion": r.resource_version() }
+    });
+    ctx.restores
+        .patch(
+            &r.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
 }
 
 /// What the store's status says while this restore owns it.

@@ -7,6 +7,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Held while a restore is unfinished: deleting it by hand lets it finish (and give its store back).
+pub const FINALIZER: &str = "storefleet.dev/restore-finish";
+
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "storefleet.dev",
