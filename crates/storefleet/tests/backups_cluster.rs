@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use reqwest::{Method, StatusCode};
@@ -161,19 +161,7 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
     assert!(jobs.get_opt(unclaimed.as_str()).await.unwrap().is_none());
 
     // The operator's claim on the backup storage (here the stand-in provisions any claim).
-    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": { "name": "storefleet-backups" },
-        "spec": {
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "standard",
-            "resources": { "requests": { "storage": "1Gi" } }
-        }
-    }))
-    .unwrap();
-    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &store)
-        .create(&PostParams::default(), &claim)
-        .await
-        .unwrap();
+    support::backups::create_job_claim(&client, &store).await;
 
     // 1. The stand-in "runs" the Job: it succeeds, and no manifest exists. Honest failure.
     let honest = new_backup_id();
@@ -394,21 +382,6 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
     assert!(!target.join(&store).join(altered.as_str()).exists());
 }
 
-async fn call(
-    server: &Server,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-) -> (StatusCode, Value) {
-    let req = match token {
-        Some(t) => server.as_user(t, method, path),
-        None => server.req(method, path),
-    };
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
     let dir = tempfile::tempdir().unwrap();
@@ -439,17 +412,17 @@ async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
         .to_owned();
     let backups = format!("/stores/{store}/backups");
 
-    let (status, created) = call(&server, None, Method::POST, &backups).await;
+    let (status, created) = server.call(None, Method::POST, &backups, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     let id = created["backup_id"].as_str().unwrap().to_owned();
     BackupId::parse(&id).unwrap();
     assert_eq!(created["store_id"], store.as_str());
     let one = format!("{backups}/{id}");
-    let (status, listed) = call(&server, None, Method::GET, &backups).await;
+    let (status, listed) = server.call(None, Method::GET, &backups, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["backup_id"], id.as_str());
-    let (status, read) = call(&server, None, Method::GET, &one).await;
+    let (status, read) = server.call(None, Method::GET, &one, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         ["Pending", "Running", "Succeeded", "Failed"].contains(&read["state"].as_str().unwrap()),
@@ -465,7 +438,7 @@ async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
         (Method::GET, one.as_str()),
         (Method::DELETE, one.as_str()),
     ] {
-        let (status, body) = call(&server, Some(eve), method.clone(), path).await;
+        let (status, body) = server.call(Some(eve), method.clone(), path, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
         assert_eq!(
             body["type"].as_str().unwrap().rsplit('/').next(),
@@ -473,38 +446,39 @@ async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
         );
     }
     // Malformed and unknown ids.
-    let (status, body) = call(&server, None, Method::GET, &format!("{backups}/../x")).await;
+    let (status, body) = server
+        .call(None, Method::GET, &format!("{backups}/../x"), None)
+        .await;
     assert!(status.is_client_error(), "{status} {body}");
-    let (status, body) = call(
-        &server,
-        None,
-        Method::GET,
-        &format!("{backups}/backup-nope"),
-    )
-    .await;
+    let (status, body) = server
+        .call(None, Method::GET, &format!("{backups}/backup-nope"), None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body["detail"].as_str().unwrap().contains("not a backup id"),
         "{body}"
     );
-    let (status, _) = call(
-        &server,
-        None,
-        Method::DELETE,
-        &format!("{backups}/backup-nope"),
-    )
-    .await;
+    let (status, _) = server
+        .call(
+            None,
+            Method::DELETE,
+            &format!("{backups}/backup-nope"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let unknown = format!("{backups}/backup-20200101-000000-000000");
     assert_eq!(
-        call(&server, None, Method::GET, &unknown).await.0,
+        server.call(None, Method::GET, &unknown, None).await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        call(&server, None, Method::DELETE, &unknown).await.0,
+        server.call(None, Method::DELETE, &unknown, None).await.0,
         StatusCode::NOT_FOUND
     );
-    let (status, _) = call(&server, None, Method::POST, "/stores/store-ffffff/backups").await;
+    let (status, _) = server
+        .call(None, Method::POST, "/stores/store-ffffff/backups", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // A backup of one store is not reachable under another's id.
     let r = server.create(json!({ "name": "Second" })).await;
@@ -512,13 +486,14 @@ async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = call(
-        &server,
-        None,
-        Method::GET,
-        &format!("/stores/{second}/backups/{id}"),
-    )
-    .await;
+    let (status, _) = server
+        .call(
+            None,
+            Method::GET,
+            &format!("/stores/{second}/backups/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // None of that left anything behind.
     let all = Api::<StoreBackup>::all(server.cluster.client.clone())
@@ -530,13 +505,13 @@ async fn the_api_asks_for_lists_reads_and_deletes_a_stores_backups() {
         .unwrap();
     assert_eq!(all.items.len(), 1, "only the one backup asked for");
 
-    let (status, body) = call(&server, None, Method::DELETE, &one).await;
+    let (status, body) = server.call(None, Method::DELETE, &one, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     testkit::wait_for("the deleted backup gone", JUDGED, || async {
-        (call(&server, None, Method::GET, &one).await.0 == StatusCode::NOT_FOUND).then_some(())
+        (server.call(None, Method::GET, &one, None).await.0 == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
-    let (_, listed) = call(&server, None, Method::GET, &backups).await;
+    let (_, listed) = server.call(None, Method::GET, &backups, None).await;
     assert_eq!(listed, json!([]));
 
     let audit = server.audit("?limit=500").await;

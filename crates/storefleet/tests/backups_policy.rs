@@ -16,7 +16,6 @@ mod support;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use reqwest::{Method, StatusCode};
@@ -31,7 +30,7 @@ use storefleet::crd::{LABEL_INSTANCE, Store, StoreSpec};
 use storefleet::domain::StoreId;
 use storefleet::storage::Database;
 use support::backups::write_backup;
-use support::{Options, READY_TIMEOUT, Server};
+use support::{Options, READY_TIMEOUT, Server, problem_kind};
 
 const AGENT_IMAGE: &str = "registry.example/storefleet:policy-test";
 
@@ -340,32 +339,6 @@ impl Drop for Cleanup {
     }
 }
 
-async fn call(
-    server: &Server,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = match token {
-        Some(t) => server.as_user(t, method, path),
-        None => server.req(method, path),
-    };
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn problem(body: &Value) -> &str {
-    body["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or("")
-}
-
 #[tokio::test]
 async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
     let dir = tempfile::tempdir().unwrap();
@@ -402,46 +375,37 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
         .await;
     let eve = eve["token"].as_str().unwrap().to_owned();
 
-    let (status, created) = call(
-        &server,
-        Some(&alice),
-        Method::POST,
-        "/stores",
-        Some(json!({ "name": "Kept Shop" })),
-    )
-    .await;
+    let (status, created) = server
+        .call(
+            Some(&alice),
+            Method::POST,
+            "/stores",
+            Some(json!({ "name": "Kept Shop" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     let id = created["store_id"].as_str().unwrap().to_owned();
     server.wait_phase(&id, "Ready", READY_TIMEOUT).await;
-    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": { "name": "storefleet-backups" },
-        "spec": { "accessModes": ["ReadWriteMany"], "storageClassName": "standard",
-                  "resources": { "requests": { "storage": "1Gi" } } }
-    }))
-    .unwrap();
-    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &id)
-        .create(&PostParams::default(), &claim)
-        .await
-        .unwrap();
+    support::backups::create_job_claim(&client, &id).await;
     let stores = Api::<Store>::all(client.clone());
 
     // 1. The schedule API.
     let path = format!("/stores/{id}/backup-schedule");
-    let (status, s) = call(&server, Some(&alice), Method::GET, &path, None).await;
+    let (status, s) = server.call(Some(&alice), Method::GET, &path, None).await;
     assert_eq!(status, StatusCode::OK, "{s}");
     assert_eq!(
         (s["schedule"].as_str(), s["source"].as_str()),
         (Some("weekly"), Some("platform"))
     );
     assert!(s["next_at"].is_string(), "{s}");
-    let (status, s) = call(
-        &server,
-        Some(&alice),
-        Method::PUT,
-        &path,
-        Some(json!({ "schedule": "daily" })),
-    )
-    .await;
+    let (status, s) = server
+        .call(
+            Some(&alice),
+            Method::PUT,
+            &path,
+            Some(json!({ "schedule": "daily" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{s}");
     assert_eq!(
         (s["schedule"].as_str(), s["source"].as_str()),
@@ -480,10 +444,12 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
             "",
         ),
     ] {
-        let (status, body) = call(&server, Some(token), Method::PUT, &path, body.clone()).await;
+        let (status, body) = server
+            .call(Some(token), Method::PUT, &path, body.clone())
+            .await;
         assert_eq!(status, code, "{body}");
         if !kind.is_empty() {
-            assert_eq!(problem(&body), kind, "{body}");
+            assert_eq!(problem_kind(&body), kind, "{body}");
         }
         assert_eq!(
             annotation(&stores.get(&id).await.unwrap()).as_deref(),
@@ -492,27 +458,27 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
         );
     }
     // An admin may choose hourly; null goes back to the platform's.
-    let (status, s) = call(
-        &server,
-        None,
-        Method::PUT,
-        &path,
-        Some(json!({ "schedule": "hourly" })),
-    )
-    .await;
+    let (status, s) = server
+        .call(
+            None,
+            Method::PUT,
+            &path,
+            Some(json!({ "schedule": "hourly" })),
+        )
+        .await;
     assert_eq!(
         (status, s["schedule"].as_str()),
         (StatusCode::OK, Some("hourly")),
         "{s}"
     );
-    let (status, s) = call(
-        &server,
-        Some(&alice),
-        Method::PUT,
-        &path,
-        Some(json!({ "schedule": null })),
-    )
-    .await;
+    let (status, s) = server
+        .call(
+            Some(&alice),
+            Method::PUT,
+            &path,
+            Some(json!({ "schedule": null })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{s}");
     assert_eq!(
         (s["schedule"].as_str(), s["source"].as_str()),
@@ -522,16 +488,16 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
 
     // 2. Delete: a member may not skip the final backup (and nothing changes).
     let store_path = format!("/stores/{id}");
-    let (status, body) = call(
-        &server,
-        Some(&alice),
-        Method::DELETE,
-        &format!("{store_path}?skip_final_backup=true"),
-        None,
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Some(&alice),
+            Method::DELETE,
+            &format!("{store_path}?skip_final_backup=true"),
+            None,
+        )
+        .await;
     assert_eq!(
-        (status, problem(&body)),
+        (status, problem_kind(&body)),
         (StatusCode::FORBIDDEN, "admin-only"),
         "{body}"
     );
@@ -546,47 +512,53 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
     );
 
     // The first try: the store waits for its final backup and takes no change meanwhile.
-    let (status, body) = call(&server, Some(&alice), Method::DELETE, &store_path, None).await;
+    let (status, body) = server
+        .call(Some(&alice), Method::DELETE, &store_path, None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let first = body["final_backup"]
         .as_str()
         .expect("a final backup")
         .to_owned();
-    let (_, view) = call(&server, Some(&alice), Method::GET, &store_path, None).await;
+    let (_, view) = server
+        .call(Some(&alice), Method::GET, &store_path, None)
+        .await;
     assert_eq!(view["status"], "Deleting", "{view}");
     assert!(
         view["message"].as_str().unwrap_or("").contains(&first),
         "{view}"
     );
-    let (status, again) = call(&server, Some(&alice), Method::DELETE, &store_path, None).await;
+    let (status, again) = server
+        .call(Some(&alice), Method::DELETE, &store_path, None)
+        .await;
     assert_eq!(
         (status, again["final_backup"].as_str()),
         (StatusCode::ACCEPTED, Some(first.as_str())),
         "{again}"
     );
-    let (status, body) = call(
-        &server,
-        Some(&alice),
-        Method::PATCH,
-        &store_path,
-        Some(json!({ "name": "Renamed" })),
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Some(&alice),
+            Method::PATCH,
+            &store_path,
+            Some(json!({ "name": "Renamed" })),
+        )
+        .await;
     assert_eq!(
-        (status, problem(&body)),
+        (status, problem_kind(&body)),
         (StatusCode::CONFLICT, "store-deleting"),
         "{body}"
     );
-    let (status, body) = call(
-        &server,
-        Some(&alice),
-        Method::POST,
-        &format!("{store_path}/backups"),
-        None,
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Some(&alice),
+            Method::POST,
+            &format!("{store_path}/backups"),
+            None,
+        )
+        .await;
     assert_eq!(
-        (status, problem(&body)),
+        (status, problem_kind(&body)),
         (StatusCode::CONFLICT, "store-deleting"),
         "{body}"
     );
@@ -595,7 +567,9 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
         "the deletion to be cancelled",
         Duration::from_secs(120),
         || async {
-            let (_, v) = call(&server, Some(&alice), Method::GET, &store_path, None).await;
+            let (_, v) = server
+                .call(Some(&alice), Method::GET, &store_path, None)
+                .await;
             (v["status"] == "Ready").then_some(v)
         },
     )
@@ -605,7 +579,9 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
         message.contains("not deleted") && message.contains(&first),
         "{view}"
     );
-    let (_, listed) = call(&server, Some(&alice), Method::GET, "/deleted-stores", None).await;
+    let (_, listed) = server
+        .call(Some(&alice), Method::GET, "/deleted-stores", None)
+        .await;
     assert_eq!(
         listed,
         json!([]),
@@ -613,13 +589,17 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
     );
 
     // The second try, with the backup written on the target as the agent would.
-    let (status, body) = call(&server, Some(&alice), Method::DELETE, &store_path, None).await;
+    let (status, body) = server
+        .call(Some(&alice), Method::DELETE, &store_path, None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let second = body["final_backup"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
     write_backup(&target, &key, &id, &BackupId::parse(&second).unwrap()).await;
     server.wait_gone(&id).await;
-    let (status, listed) = call(&server, Some(&alice), Method::GET, "/deleted-stores", None).await;
+    let (status, listed) = server
+        .call(Some(&alice), Method::GET, "/deleted-stores", None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     let mine: Vec<_> = listed
         .as_array()
@@ -633,7 +613,9 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
     assert_eq!(mine[0]["final_backup"]["state"], "Succeeded");
     assert_eq!(mine[0]["final_backup"]["kind"], "final");
     assert!(mine[0]["kept_until"].is_string(), "{listed}");
-    let (_, for_eve) = call(&server, Some(&eve), Method::GET, "/deleted-stores", None).await;
+    let (_, for_eve) = server
+        .call(Some(&eve), Method::GET, "/deleted-stores", None)
+        .await;
     assert!(
         !for_eve
             .as_array()
@@ -642,7 +624,9 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
             .any(|d| d["store_id"] == id.as_str()),
         "{for_eve}"
     );
-    let (_, for_admin) = call(&server, None, Method::GET, "/deleted-stores", None).await;
+    let (_, for_admin) = server
+        .call(None, Method::GET, "/deleted-stores", None)
+        .await;
     assert!(
         for_admin
             .as_array()
@@ -666,25 +650,25 @@ async fn schedules_through_the_api_and_a_final_backup_before_every_delete() {
     }
 
     // 3. An admin may skip it: gone at once, no final backup.
-    let (status, other) = call(
-        &server,
-        Some(&alice),
-        Method::POST,
-        "/stores",
-        Some(json!({ "name": "Gone" })),
-    )
-    .await;
+    let (status, other) = server
+        .call(
+            Some(&alice),
+            Method::POST,
+            "/stores",
+            Some(json!({ "name": "Gone" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{other}");
     let other = other["store_id"].as_str().unwrap().to_owned();
     server.wait_phase(&other, "Ready", READY_TIMEOUT).await;
-    let (status, body) = call(
-        &server,
-        None,
-        Method::DELETE,
-        &format!("/stores/{other}?skip_final_backup=true"),
-        None,
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            None,
+            Method::DELETE,
+            &format!("/stores/{other}?skip_final_backup=true"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["final_backup"], Value::Null, "{body}");
     server.wait_gone(&other).await;

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use reqwest::{Method, StatusCode};
@@ -25,7 +24,7 @@ use storefleet::backups::restores::{RestorePhase, StoreRestore};
 use storefleet::backups::{BackupId, BackupPhase, PlatformKey, StoreBackup, StoreBackupSpec};
 use storefleet::crd::LABEL_INSTANCE;
 use support::backups::write_backup;
-use support::{Options, READY_TIMEOUT, Server};
+use support::{Options, READY_TIMEOUT, Server, problem_kind};
 
 const AGENT_IMAGE: &str = "registry.example/storefleet:restore-test";
 const STEP: Duration = Duration::from_secs(120);
@@ -53,24 +52,14 @@ async fn restore(
     store: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let path = format!("/stores/{store}/restore");
-    let mut req = match token {
-        Some(t) => server.as_user(t, Method::POST, &path),
-        None => server.req(Method::POST, &path),
-    };
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn kind(body: &Value) -> &str {
-    body["type"]
-        .as_str()
-        .and_then(|t| t.rsplit('/').next())
-        .unwrap_or("")
+    server
+        .call(
+            token,
+            Method::POST,
+            &format!("/stores/{store}/restore"),
+            body,
+        )
+        .await
 }
 
 async fn restore_object(server: &Server, id: &str) -> StoreRestore {
@@ -121,19 +110,7 @@ async fn a_restore_is_refused_cleanly_or_runs_its_steps_and_ends_with_the_store_
         .unwrap()
         .to_owned();
     server.wait_phase(&store, "Ready", READY_TIMEOUT).await;
-    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": { "name": "storefleet-backups" },
-        "spec": {
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "standard",
-            "resources": { "requests": { "storage": "1Gi" } }
-        }
-    }))
-    .unwrap();
-    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &store)
-        .create(&PostParams::default(), &claim)
-        .await
-        .unwrap();
+    support::backups::create_job_claim(&client, &store).await;
     let replicas_before = wordpress(&server, &store).await.spec.replicas;
 
     // A good backup of the store, a failed one, and one of another store.
@@ -220,7 +197,7 @@ async fn a_restore_is_refused_cleanly_or_runs_its_steps_and_ends_with_the_store_
     for (token, on, body, want, want_kind) in cases {
         let (status, answer) = restore(&server, token, on, body.clone()).await;
         assert_eq!(status, want, "{body:?}: {answer}");
-        assert_eq!(kind(&answer), want_kind, "{body:?}: {answer}");
+        assert_eq!(problem_kind(&answer), want_kind, "{body:?}: {answer}");
     }
     let (status, listed) = server.get_json(&format!("/stores/{store}/restores")).await;
     assert_eq!(status, StatusCode::OK);
@@ -475,7 +452,7 @@ async fn a_restore_is_refused_cleanly_or_runs_its_steps_and_ends_with_the_store_
         )
         .await;
         assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-        assert_eq!(kind(&answer), "store-deleting", "{answer}");
+        assert_eq!(problem_kind(&answer), "store-deleting", "{answer}");
         let r = server
             .req(
                 Method::DELETE,

@@ -12,7 +12,6 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use reqwest::{Method, StatusCode, header};
@@ -137,21 +136,9 @@ async fn create_stores(server: &Server, n: usize) -> Vec<String> {
                 .to_owned(),
         );
     }
-    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": { "name": "storefleet-backups" },
-        "spec": {
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "standard",
-            "resources": { "requests": { "storage": "1Gi" } }
-        }
-    }))
-    .unwrap();
     for id in &ids {
         server.wait_phase(id, "Ready", READY_TIMEOUT).await;
-        Api::<PersistentVolumeClaim>::namespaced(server.cluster.client.clone(), id)
-            .create(&PostParams::default(), &claim)
-            .await
-            .unwrap();
+        support::backups::create_job_claim(&server.cluster.client, id).await;
     }
     ids.sort();
     ids

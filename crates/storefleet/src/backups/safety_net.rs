@@ -16,7 +16,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use either::Either;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 
@@ -157,7 +156,7 @@ async fn step(
                 ..DeleteParams::foreground()
             };
             match stores.delete(id.as_str(), &params).await {
-                Ok(Either::Left(_) | Either::Right(_)) => {}
+                Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return Ok(()),
                 Err(e) => return Err(e.into()),
             }

@@ -3,6 +3,9 @@
 //! against MariaDB). Its parts: a 32-byte "dump" and 1 KiB of "wp-content".
 use std::path::Path;
 
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::Api;
+use kube::api::PostParams;
 use storefleet::backups::{BackupId, BackupStore, BackupWriter, PartName, PlatformKey, Target};
 use storefleet::domain::{Engine, StoreId};
 
@@ -33,4 +36,22 @@ pub async fn write_backup(target: &Path, key: &PlatformKey, store: &str, id: &Ba
         .await
         .unwrap();
     w.finish().await.unwrap();
+}
+
+/// The claim a filesystem target's backup Jobs mount in `namespace` (`--backup-job-claim`'s
+/// default), as the platform's operator would make it; the stand-in provisions any claim.
+pub async fn create_job_claim(client: &kube::Client, namespace: &str) {
+    let claim: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "storefleet-backups" },
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "standard",
+            "resources": { "requests": { "storage": "1Gi" } }
+        }
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
 }

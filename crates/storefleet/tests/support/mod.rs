@@ -335,6 +335,27 @@ impl Server {
         body
     }
 
+    /// One request as `token` (the admin without one), with an optional JSON body: its status and
+    /// JSON answer (`null` when it has none).
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = match token {
+            Some(t) => self.as_user(t, method, path),
+            None => self.req(method, path),
+        };
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn create(&self, body: Value) -> Response {
         self.req(Method::POST, "/stores")
             .json(&body)
@@ -579,6 +600,14 @@ impl Drop for Server {
         }
         self.cleanup();
     }
+}
+
+/// The last segment of a problem+json `type` (`store-deleting`), or "".
+pub fn problem_kind(body: &Value) -> &str {
+    body["type"]
+        .as_str()
+        .and_then(|t| t.rsplit('/').next())
+        .unwrap_or("")
 }
 
 pub fn stores_api(client: &Client) -> Api<Store> {
