@@ -10,6 +10,9 @@
 //! and WordPress says the mail could not be sent.
 //! Fleet rollouts (issue 15): a post survives a rollout to another WordPress image name (the same
 //! build under a third name, see the test), and a rollout to a missing image is rolled back.
+//! Backups (issue 14): the backup agent in real Jobs backs a store up, restores it in place, fills a
+//! clone (WP-CLI `search-replace`, here the setup image's stand-in, moving its URLs), and brings a
+//! deleted store back from its final backup (docs/backups.md#on-real-pods).
 //!
 //! `scripts/test` runs it (after `scripts/testcluster up --real-pods`); by hand it skips unless
 //! `STOREFLEET_REAL_PODS=1`. Run:
@@ -1251,4 +1254,405 @@ async fn a_post_survives_a_wordpress_image_change_through_a_rollout() {
 fn cluster_store(cluster: &Cluster, id: &str) -> Value {
     let out = run_ok(cluster.kubectl().args(["get", "store", id, "-o", "json"]));
     serde_json::from_str(&out).expect("Store JSON")
+}
+
+/// The backup agent image for this run: the storefleet binary under test, packed and imported
+/// into the real-pod containerd by `scripts/realpods/agent-image` (argv, no shell).
+fn agent_image() -> String {
+    let root = testkit::workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    run_ok(
+        Command::new(root.join("scripts/realpods/agent-image"))
+            .arg(target.join("debug/storefleet"))
+            .arg(state_dir().join("containerd/containerd.sock")),
+    )
+    .trim()
+    .to_owned()
+}
+
+/// The filesystem backup target's claim in a store's namespace (`--backup-job-claim`'s default),
+/// as a platform operator would provide it: here a hostPath volume on the one node, the same
+/// folder the control plane (on this host) reads as `--backup-dir`.
+fn backup_claim(cluster: &Cluster, ns: &str, dir: &Path) {
+    let pv = json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": format!("{ns}-backups"), "labels": {"storefleet.dev/test": "realpods-backups"}},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "hostPath": {"path": dir.to_str().unwrap(), "type": "Directory"},
+            "claimRef": {"namespace": ns, "name": "storefleet-backups"}
+        }
+    });
+    let pvc = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "storefleet-backups", "namespace": ns},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "",
+            "volumeName": format!("{ns}-backups"),
+            "resources": {"requests": {"storage": "1Gi"}}
+        }
+    });
+    for object in [pv, pvc] {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), object.to_string()).unwrap();
+        run_ok(cluster.kubectl().args(["apply", "-f"]).arg(file.path()));
+    }
+}
+
+/// One SQL statement in the store's database, from inside its WordPress pod with WordPress's own
+/// credentials (its env); rows as tab-separated lines. The SQL is an argument, no shell.
+fn sql(cluster: &Cluster, ns: &str, statement: &str) -> String {
+    const PHP: &str = "mysqli_report(MYSQLI_REPORT_OFF); \
+        $l = mysqli_connect(getenv('WORDPRESS_DB_HOST'), getenv('WORDPRESS_DB_USER'), getenv('WORDPRESS_DB_PASSWORD'), getenv('WORDPRESS_DB_NAME')); \
+        if (!$l) { fwrite(STDERR, mysqli_connect_error()); exit(1); } \
+        $r = mysqli_query($l, $argv[1]); \
+        if ($r === false) { fwrite(STDERR, mysqli_error($l)); exit(1); } \
+        if ($r !== true) { while ($row = mysqli_fetch_row($r)) { echo implode(\"\\t\", $row), \"\\n\"; } }";
+    run_ok(cluster.kubectl().args([
+        "-n",
+        ns,
+        "exec",
+        &format!("deploy/{ns}-wordpress"),
+        "--",
+        "php",
+        "-r",
+        PHP,
+        statement,
+    ]))
+    .trim()
+    .to_owned()
+}
+
+/// Polls `GET path` until its `state` is `want`; fails early on `Failed`.
+async fn wait_state(api: &ControlPlane, path: &str, want: &str) -> Value {
+    wait_for(&format!("{path} {want}"), READY_TIMEOUT, || async {
+        let (status, body) = api.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        let state = body["state"].as_str().unwrap_or_default();
+        assert!(
+            state == want || state != "Failed",
+            "{path} failed: {body:#}"
+        );
+        (state == want).then_some(body)
+    })
+    .await
+}
+
+/// Waits until the site's home page (with its title) shows `post`, or (`yes` false) no longer does.
+async fn serves(site: &Site, client: &Client, http: &reqwest::Client, post: &str, yes: bool) {
+    let what = format!(
+        "{} {}serving {post:?}",
+        site.id,
+        if yes { "" } else { "not " }
+    );
+    wait_for(&what, TIMEOUT, || async {
+        let home = site.home(client, http).await?;
+        (site.shows_title(&home) && home.contains(post) == yes).then_some(())
+    })
+    .await
+}
+
+/// Polls `GET /stores/{id}` until it is Ready; fails early on Failed.
+async fn wait_store_ready(api: &ControlPlane, id: &str) -> Value {
+    wait_for(&format!("{id} Ready"), READY_TIMEOUT, || async {
+        let (status, store) = api
+            .call(reqwest::Method::GET, &format!("/stores/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "GET /stores/{id}: {store}");
+        assert_ne!(store["status"], "Failed", "{id} failed: {store:#}");
+        (store["status"] == "Ready").then_some(store)
+    })
+    .await
+}
+
+/// Issue 14 on real pods, with the agent (the binary under test, in its own image) in real Jobs
+/// against the real MariaDB and WordPress volume, and the filesystem target:
+/// a post and a row standing for an order are backed up; deleted; restored in place (a safety
+/// backup first): back. A clone of the backup serves the post at its own address (WP-CLI's
+/// `search-replace` moved the URLs: the real-pod setup image's `wp` stand-in implements that
+/// subset, see images/wordpress/rootfs/usr/local/bin/wp), the original untouched. The original,
+/// deleted with the safety net, is listed among the deleted stores and comes back as a clone of
+/// its final backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_comes_back_by_restore_by_clone_and_after_its_store_was_deleted() {
+    if skip() {
+        return;
+    }
+    let _one_at_a_time = REAL_PODS.lock().await;
+    let cluster = realpods_cluster().await;
+    let client = cluster.client.clone();
+    let image = agent_image();
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("backups");
+    std::fs::create_dir(&target).unwrap();
+    // The Jobs write as WordPress's uid (33); the control plane reads as this user.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(work.path().join("key"), "7a".repeat(32)).unwrap();
+    let key = work.path().join("key");
+    let api = ControlPlane::start(
+        &cluster,
+        &[
+            "--backup-dir",
+            target.to_str().unwrap(),
+            "--backup-key-file",
+            key.to_str().unwrap(),
+            "--backup-agent-image",
+            &image,
+            "--backup-schedule",
+            "off",
+        ],
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let run = format!("{:x}", std::process::id());
+    let title = format!("Backup shop {run}");
+    let create = |body: Value| {
+        let api = &api;
+        async move {
+            let (status, store) = api.call(reqwest::Method::POST, "/stores", Some(body)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "POST /stores: {store}");
+            store["store_id"].as_str().expect("store_id").to_owned()
+        }
+    };
+    let id = create(json!({ "name": title })).await;
+    let mut namespaces = vec![id.clone()];
+    let _leftovers = LeftoverGuard {
+        kubeconfig: cluster.kubeconfig.clone(),
+        namespaces: namespaces.clone(),
+    };
+    let store = wait_store_ready(&api, &id).await;
+    backup_claim(&cluster, &id, &target);
+    let site = Site {
+        id: id.clone(),
+        title: title.clone(),
+    };
+    let post = format!("Backed-up post {run}");
+    let order = format!("Order {run}, Ada Lovelace, 12 Analytical St");
+    publish_post(&site, &client, &http, &post).await;
+    // A row standing for an order: WooCommerce cannot be had here, its orders are wp_posts rows.
+    sql(
+        &cluster,
+        &id,
+        &format!(
+            "INSERT INTO wp_posts (post_type, post_status, post_title, post_content, post_excerpt, \
+             to_ping, pinged, post_content_filtered, post_date, post_date_gmt, post_modified, \
+             post_modified_gmt) VALUES ('shop_order', 'wc-processing', '{order}', '', '', '', '', '', \
+             NOW(), NOW(), NOW(), NOW())"
+        ),
+    );
+    let orders = |ns: String| {
+        let cluster = &cluster;
+        let order = order.clone();
+        move || {
+            sql(
+                cluster,
+                &ns,
+                &format!("SELECT COUNT(*) FROM wp_posts WHERE post_title = '{order}'"),
+            )
+        }
+    };
+    serves(&site, &client, &http, &post, true).await;
+    assert_eq!(orders(id.clone())(), "1");
+
+    // Back up.
+    let started = Instant::now();
+    let (status, asked) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/stores/{id}/backups"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let backup = asked["backup_id"].as_str().unwrap().to_owned();
+    let done = wait_state(&api, &format!("/stores/{id}/backups/{backup}"), "Succeeded").await;
+    println!(
+        "{id}: backup {backup} Succeeded in {:.0?}: {} stored, database {} B, files {} B",
+        started.elapsed(),
+        done["size"],
+        done["database_bytes"],
+        done["files_bytes"]
+    );
+
+    // Lose the post and the order; restore in place.
+    sql(
+        &cluster,
+        &id,
+        &format!("DELETE FROM wp_posts WHERE post_title IN ('{post}', '{order}')"),
+    );
+    serves(&site, &client, &http, &post, false).await;
+    assert_eq!(orders(id.clone())(), "0");
+    let started = Instant::now();
+    let (status, asked) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/stores/{id}/restore"),
+            Some(json!({ "backupId": backup })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let restore = asked["restore_id"].as_str().unwrap().to_owned();
+    let restored = wait_for(&format!("restore {restore}"), READY_TIMEOUT, || async {
+        let (_, list) = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/stores/{id}/restores"),
+                None,
+            )
+            .await;
+        let r = list
+            .as_array()?
+            .iter()
+            .find(|r| r["restore_id"] == restore.as_str())?
+            .clone();
+        assert_ne!(r["state"], "Failed", "restore failed: {r:#}");
+        (r["state"] == "Succeeded").then_some(r)
+    })
+    .await;
+    println!(
+        "{id}: restore {restore} Succeeded in {:.0?} (safety backup {})",
+        started.elapsed(),
+        restored["safety_backup"]
+    );
+    wait_store_ready(&api, &id).await;
+    serves(&site, &client, &http, &post, true).await;
+    assert_eq!(orders(id.clone())(), "1", "the order row is back");
+
+    // Clone: the post at the clone's own address, the original untouched.
+    let started = Instant::now();
+    let clone = create(json!({ "name": format!("Clone {run}"), "from_backup": backup })).await;
+    namespaces.push(clone.clone());
+    let _clone_leftovers = LeftoverGuard {
+        kubeconfig: cluster.kubeconfig.clone(),
+        namespaces: vec![clone.clone()],
+    };
+    wait_for(&format!("namespace {clone}"), TIMEOUT, || async {
+        Api::<Namespace>::all(client.clone())
+            .get_opt(&clone)
+            .await
+            .unwrap()
+    })
+    .await;
+    backup_claim(&cluster, &clone, &target);
+    let cloned = wait_store_ready(&api, &clone).await;
+    println!("{clone}: cloned from {backup} in {:.0?}", started.elapsed());
+    // The copy's title is the original's: the site's settings come with its database.
+    let clone_site = Site {
+        id: clone.clone(),
+        title: title.clone(),
+    };
+    serves(&clone_site, &client, &http, &post, true).await;
+    assert_eq!(orders(clone.clone())(), "1");
+    let addresses = |ns: &str| {
+        sql(
+            &cluster,
+            ns,
+            "SELECT option_value FROM wp_options WHERE option_name IN ('home', 'siteurl')",
+        )
+    };
+    let clone_url = cloned["url"].as_str().unwrap();
+    assert_eq!(addresses(&clone), format!("{clone_url}\n{clone_url}"));
+    let url = store["url"].as_str().unwrap();
+    assert_eq!(
+        addresses(&id),
+        format!("{url}\n{url}"),
+        "the original untouched"
+    );
+    serves(&site, &client, &http, &post, true).await;
+
+    // Deleted with the safety net, then brought back from its final backup.
+    let (status, deleted) = api
+        .call(reqwest::Method::DELETE, &format!("/stores/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{deleted}");
+    let last = deleted["final_backup"]
+        .as_str()
+        .expect("a final backup")
+        .to_owned();
+    wait_for(&format!("{id} gone"), READY_TIMEOUT, || async {
+        let ns = Api::<Namespace>::all(client.clone())
+            .get_opt(&id)
+            .await
+            .unwrap();
+        ns.is_none().then_some(())
+    })
+    .await;
+    // Listed once the Store object itself is gone (its finalizer ends after the namespace).
+    let listed = wait_for(
+        &format!("{id} among the deleted stores"),
+        TIMEOUT,
+        || async {
+            let (_, gone) = api
+                .call(reqwest::Method::GET, "/deleted-stores", None)
+                .await;
+            gone.as_array()?
+                .iter()
+                .find(|d| d["store_id"] == id.as_str())
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(listed["final_backup"]["backup_id"], last.as_str());
+    assert_eq!(listed["final_backup"]["state"], "Succeeded");
+    let recovered =
+        create(json!({ "name": format!("Recovered {run}"), "from_backup": last })).await;
+    let _recovered_leftovers = LeftoverGuard {
+        kubeconfig: cluster.kubeconfig.clone(),
+        namespaces: vec![recovered.clone()],
+    };
+    wait_for(&format!("namespace {recovered}"), TIMEOUT, || async {
+        Api::<Namespace>::all(client.clone())
+            .get_opt(&recovered)
+            .await
+            .unwrap()
+    })
+    .await;
+    backup_claim(&cluster, &recovered, &target);
+    wait_store_ready(&api, &recovered).await;
+    let recovered_site = Site {
+        id: recovered.clone(),
+        title: title.clone(),
+    };
+    serves(&recovered_site, &client, &http, &post, true).await;
+    assert_eq!(orders(recovered.clone())(), "1");
+    println!("{id}: deleted, then recovered from its final backup {last} as {recovered}");
+
+    // Clean up while the control plane runs (the backups' finalizers delete their data).
+    for store in [&clone, &recovered] {
+        let (status, body) = api
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/stores/{store}?skip_final_backup=true"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let instance = format!("storefleet.dev/instance=t-realpods-{}", std::process::id());
+    run_ok(cluster.kubectl().args([
+        "delete",
+        "storebackups,storerestores",
+        "-l",
+        &instance,
+        "--wait=true",
+        "--timeout=120s",
+    ]));
+    run_ok(cluster.kubectl().args([
+        "delete",
+        "pv",
+        "-l",
+        "storefleet.dev/test=realpods-backups",
+        "--wait=false",
+    ]));
 }

@@ -346,8 +346,10 @@ fn controller_term(
             service(),
             db.audit(),
         );
+        let clones =
+            crate::backups::clones::controller::run(client.clone(), config.instance.clone());
         async move {
-            tokio::join!(backups, restores, scheduler, safety_net);
+            tokio::join!(backups, restores, scheduler, safety_net, clones);
         }
     });
     let run = async move {

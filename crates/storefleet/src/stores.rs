@@ -81,6 +81,8 @@ pub struct NewStore {
     pub name: Option<StoreName>,
     /// A plan of the platform's table; `None`: its default plan.
     pub plan: Option<PlanName>,
+    /// A clone: the backup it is made from, checked (`crate::backups::clones`).
+    pub clone: Option<crate::backups::clones::CloneSource>,
 }
 
 impl NewStore {
@@ -91,6 +93,9 @@ impl NewStore {
         let mut canonical = serde_json::json!({"engine": self.engine, "name": self.name.as_ref().map(StoreName::as_str)});
         if let Some(plan) = self.plan.as_ref().filter(|p| *p != default_plan) {
             canonical["plan"] = plan.as_str().into();
+        }
+        if let Some(clone) = &self.clone {
+            canonical["from_backup"] = clone.backup_id.as_str().into();
         }
         hex(&Sha256::digest(canonical.to_string().as_bytes()))
     }
@@ -395,6 +400,16 @@ impl StoreService {
             );
             // Set at birth, so that even a store deleted before the controller saw it goes through cleanup.
             store.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
+            // A clone is one from birth: the clone controller gives it its restore.
+            if let Some(clone) = &new.clone {
+                store.metadata.annotations = Some(
+                    [(
+                        crate::backups::clones::ANNOTATION_FROM.to_owned(),
+                        serde_json::to_string(clone).expect("clone sources serialise"),
+                    )]
+                    .into(),
+                );
+            }
             match self.api.create(&PostParams::default(), &store).await {
                 Ok(created) => {
                     self.reads.wrote(&created, false);
@@ -869,10 +884,15 @@ pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) 
     let id = store.name_any();
     let status = store.status.clone().unwrap_or_default();
     let final_backup = crate::backups::safety_net::final_backup_of(store);
+    let clone = crate::backups::clones::pending(store);
     let phase = if store.deletion_requested() {
         Phase::Deleting
     } else {
-        status.phase.unwrap_or(Phase::Provisioning)
+        match status.phase.unwrap_or(Phase::Provisioning) {
+            // Provisioned, but the backup is not in yet: not the shop its owner asked for.
+            Phase::Ready if clone.is_some() => Phase::Restoring,
+            p => p,
+        }
     };
     let url = status
         .url
@@ -906,6 +926,11 @@ pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) 
             Some("deletion requested".into())
         } else if let Some(why) = crate::backups::safety_net::cancelled_because(store) {
             Some(why.to_owned())
+        } else if let (Some(c), Some(Phase::Ready)) = (&clone, status.phase) {
+            Some(format!(
+                "about to restore backup {} of store {} into this new store",
+                c.backup_id, c.store_id
+            ))
         } else {
             status.message.clone()
         },
@@ -946,21 +971,25 @@ mod tests {
             engine: Engine::Woocommerce,
             name: Some(StoreName::parse(" My Shop ").unwrap()),
             plan: None,
+            clone: None,
         };
         let b = NewStore {
             engine: Engine::Woocommerce,
             name: Some(StoreName::parse("My Shop").unwrap()),
             plan: None,
+            clone: None,
         };
         let c = NewStore {
             engine: Engine::Woocommerce,
             name: Some(StoreName::parse("My Other Shop").unwrap()),
             plan: None,
+            clone: None,
         };
         let d = NewStore {
             engine: Engine::Woocommerce,
             name: None,
             plan: None,
+            clone: None,
         };
         let small = PlanName::parse("small").unwrap();
         let fp = |n: &NewStore| n.fingerprint(&small);
@@ -978,6 +1007,21 @@ mod tests {
             ..d.clone()
         };
         assert_ne!(fp(&medium), fp(&d));
+        // A clone is another request than a new store, and clones of two backups are two.
+        let source = |backup: &str| crate::backups::clones::CloneSource {
+            backup_id: crate::backups::BackupId::parse(backup).unwrap(),
+            store_id: crate::domain::StoreId::parse("store-abc123").unwrap(),
+            site_url: "http://store-abc123.localhost".into(),
+        };
+        let clone = |backup: &str| NewStore {
+            clone: Some(source(backup)),
+            ..d.clone()
+        };
+        assert_ne!(fp(&clone("backup-20261201-221500-3fa2c1")), fp(&d));
+        assert_ne!(
+            fp(&clone("backup-20261201-221500-3fa2c1")),
+            fp(&clone("backup-20261201-221500-3fa2c2"))
+        );
         // Keys stored before plans existed still match (the canonical JSON has no `plan`).
         assert_eq!(
             fp(&d),

@@ -325,6 +325,78 @@ fn a_restore_brings_back_the_deleted_post_order_and_file() {
     assert_eq!(shop.files(), files_before);
 }
 
+/// A clone: another store's backup restored into this one (`--source-store-id`), as the clone's
+/// restore Job runs it: the other store's rows and files arrive whole, and without naming the
+/// source the agent refuses (the backup is sealed to, and stored under, the store it is of).
+#[test]
+fn a_clone_restores_another_stores_backup_and_only_when_named() {
+    const CLONE: &str = "store-c10e01";
+    let source = Shop::new();
+    let backup = source.back_up();
+    let (source_db, source_files) = (source.db.state(), source.files());
+    let clone = Shop::new();
+    clone.db.sql_ok(
+        "DELETE FROM wp_posts; INSERT INTO wp_posts VALUES (9, 'post', 'A fresh store'); \
+         DELETE FROM wp_postmeta WHERE meta_id > 10;",
+    );
+    let (fresh_db, fresh_files) = (clone.db.state(), clone.files());
+    assert_ne!(fresh_db, source_db);
+    let restore = |source_store: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_storefleet"));
+        c.args(["backup-agent", "restore", "--store-id", CLONE])
+            .args(["--backup-id", backup.as_str()])
+            .arg("--wp-content")
+            .arg(clone.wp_content())
+            .args([
+                "--db-host",
+                "127.0.0.1",
+                "--db-port",
+                &clone.db.port.to_string(),
+            ])
+            .args(["--db-user", USER, "--db-name", DATABASE])
+            .arg("--backup-dir")
+            .arg(source.backups())
+            .arg("--backup-key-file")
+            .arg(source.work.path().join("key"))
+            .env("STOREFLEET_DB_PASSWORD", PASSWORD)
+            .env_remove("STOREFLEET_BACKUP_KEY")
+            .env_remove("STOREFLEET_SOURCE_STORE_ID");
+        if let Some(s) = source_store {
+            c.args(["--source-store-id", s]);
+        }
+        c.output().unwrap()
+    };
+
+    let out = restore(None);
+    assert!(
+        !out.status.success(),
+        "a restore of another store's backup without naming it"
+    );
+    assert!(stderr(&out).contains("no manifest"), "{}", stderr(&out));
+    assert_eq!(
+        (clone.db.state(), clone.files()),
+        (fresh_db, fresh_files.clone())
+    );
+
+    let out = restore(Some(STORE));
+    assert!(out.status.success(), "clone: {}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    // The words the restore controller waits for (restores/controller.rs).
+    assert!(
+        said.starts_with(&format!(
+            "restored backup {backup} of store {STORE} into store {CLONE} "
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        clone.db.state(),
+        source_db,
+        "the source's rows, order included"
+    );
+    assert_eq!(clone.files(), source_files);
+    assert_eq!(source.db.state(), source_db, "the source is untouched");
+}
+
 #[test]
 fn a_damaged_backup_is_refused_and_nothing_changes() {
     let shop = Shop::new();

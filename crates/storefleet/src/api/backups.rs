@@ -41,6 +41,38 @@ impl From<BackupServiceError> for Problem {
     }
 }
 
+impl From<crate::backups::clones::CloneRefused> for Problem {
+    fn from(e: crate::backups::clones::CloneRefused) -> Self {
+        use crate::backups::clones::CloneRefused;
+        let (status, slug, title) = match &e {
+            CloneRefused::NotConfigured => return BackupServiceError::NotConfigured.into(),
+            CloneRefused::Kube(_) => {
+                let CloneRefused::Kube(k) = e else {
+                    unreachable!()
+                };
+                return BackupServiceError::Kube(k).into();
+            }
+            CloneRefused::NotFound(_) => return Problem::not_found(e.to_string()),
+            CloneRefused::NotUsable { .. } => (
+                StatusCode::CONFLICT,
+                "backup-not-usable",
+                "Backup not usable",
+            ),
+            CloneRefused::NoSiteUrl(_) => (
+                StatusCode::CONFLICT,
+                "backup-without-address",
+                "Backup records no site address",
+            ),
+            CloneRefused::OtherEngine { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "backup-of-another-engine",
+                "Backup of another engine",
+            ),
+        };
+        Problem::new(status, slug, title, e.to_string())
+    }
+}
+
 fn backup_id(raw: &str) -> Result<BackupId, Problem> {
     BackupId::parse(raw).map_err(|e| Problem::bad_request(e.to_string()))
 }

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::{Problem, ProblemBody};
 use super::{ApiPath, ApiQuery, AppState};
+use crate::backups::BackupId;
 use crate::crd::Phase;
 use crate::domain::{Engine, IdempotencyKey, StoreId, StoreName};
 use crate::plans::PlanTable;
@@ -32,6 +33,12 @@ pub struct CreateStoreRequest {
     #[serde(default)]
     #[schema(example = "small")]
     pub plan: Option<String>,
+    /// Clone: make the store from this backup (of a store the caller can see, a deleted one's
+    /// final backup included; `GET /deleted-stores` lists those). The new store shows `Restoring`
+    /// until the backup is in and its site's URLs are moved to its own address (docs/backups.md).
+    #[serde(default)]
+    #[schema(example = "backup-20261201-221500-3fa2c1")]
+    pub from_backup: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -75,9 +82,11 @@ pub struct DeleteParams {
         (status = 400, description = "Invalid JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Quota exceeded: the caller's own `max_stores` or the platform's `--max-stores` (the detail says which)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`from_backup`: no such backup, or one of a store the caller may not see", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`from_backup`: the backup did not succeed, records no site address, or the platform has no backup target", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid values, unknown fields, an unknown plan (the detail lists the plans), or an idempotency key reused with another body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid values, unknown fields, an unknown plan (the detail lists the plans), a malformed `from_backup` or a backup of another engine, or an idempotency key reused with another body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 500, description = "Failed (with `?wait=true`)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -103,7 +112,15 @@ pub async fn create_store(
                 .transpose()?;
             Ok((new, key))
         });
-    let (new, key) = audited(&state, &caller, "POST /stores", parsed).await?;
+    let ((mut new, from_backup), key) = audited(&state, &caller, "POST /stores", parsed).await?;
+    if let Some(backup) = from_backup {
+        let source = state
+            .backups
+            .clone_source(&caller, &backup, new.engine)
+            .await
+            .map_err(Problem::from);
+        new.clone = Some(audited(&state, &caller, "POST /stores", source).await?);
+    }
     let (view, created) = match state.stores.create(&caller, new, key).await? {
         Created::Replayed { status, body } => return Ok(replay(status, body)),
         Created::New(view) => (view, true),
@@ -184,13 +201,26 @@ async fn audited<T>(
 }
 
 /// An absent body means "all defaults"; otherwise it must be a JSON object of known fields.
-fn parse_create(headers: &HeaderMap, bytes: &[u8], plans: &PlanTable) -> Result<NewStore, Problem> {
+/// The store asked for, and the backup to clone it from (checked against the backups next).
+fn parse_create(
+    headers: &HeaderMap,
+    bytes: &[u8],
+    plans: &PlanTable,
+) -> Result<(NewStore, Option<BackupId>), Problem> {
     let request: CreateStoreRequest = json_object(headers, bytes)?.unwrap_or_default();
-    Ok(NewStore {
+    let from_backup = request
+        .from_backup
+        .as_deref()
+        .map(BackupId::parse)
+        .transpose()
+        .map_err(|e| Problem::invalid(format!("from_backup: {e}")))?;
+    let new = NewStore {
         engine: request.engine.unwrap_or_default(),
         name: request.name.as_deref().map(StoreName::parse).transpose()?,
         plan: parse_plan(request.plan.as_deref(), plans)?,
-    })
+        clone: None,
+    };
+    Ok((new, from_backup))
 }
 
 /// A plan name of the platform's table: malformed and unknown names alike are a 422 that lists the
@@ -430,10 +460,13 @@ mod tests {
 
     #[test]
     fn plans_are_parsed_against_the_table() {
-        let new = parse_create(&json_headers(), br#"{"plan": "medium"}"#, &plans()).unwrap();
+        let (new, _) = parse_create(&json_headers(), br#"{"plan": "medium"}"#, &plans()).unwrap();
         assert_eq!(new.plan.unwrap().as_str(), "medium");
         assert_eq!(
-            parse_create(&HeaderMap::new(), b"", &plans()).unwrap().plan,
+            parse_create(&HeaderMap::new(), b"", &plans())
+                .unwrap()
+                .0
+                .plan,
             None
         );
         for body in [&br#"{"plan": "huge"}"#[..], br#"{"plan": "Medium"}"#] {
@@ -469,17 +502,34 @@ mod tests {
 
     #[test]
     fn parses_and_defaults() {
-        let new = parse_create(&HeaderMap::new(), b"", &plans()).unwrap();
-        assert_eq!((new.engine, new.name), (Engine::Woocommerce, None));
-        let new = parse_create(&json_headers(), br#"{"name": " Shop "}"#, &plans()).unwrap();
+        let (new, from) = parse_create(&HeaderMap::new(), b"", &plans()).unwrap();
+        assert_eq!(
+            (new.engine, new.name, from),
+            (Engine::Woocommerce, None, None)
+        );
+        let (new, _) = parse_create(&json_headers(), br#"{"name": " Shop "}"#, &plans()).unwrap();
         assert_eq!(new.name.unwrap().as_str(), "Shop");
-        let new = parse_create(
+        let (new, _) = parse_create(
             &json_headers(),
             br#"{"engine": "woocommerce", "name": null}"#,
             &plans(),
         )
         .unwrap();
         assert_eq!(new.name, None);
+        let (_, from) = parse_create(
+            &json_headers(),
+            br#"{"from_backup": "backup-20261201-221500-3fa2c1"}"#,
+            &plans(),
+        )
+        .unwrap();
+        assert_eq!(from.unwrap().as_str(), "backup-20261201-221500-3fa2c1");
+        for bad in [
+            &br#"{"from_backup": "store-abc123"}"#[..],
+            br#"{"from_backup": 7}"#,
+        ] {
+            let problem = parse_create(&json_headers(), bad, &plans()).unwrap_err();
+            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        }
     }
 
     #[test]

@@ -261,6 +261,7 @@ async fn start(
             platform,
             chart_version: &chart_version,
             owner,
+            source: None,
         },
         &workload,
     );

@@ -136,6 +136,8 @@ pub struct JobParams<'a> {
     pub platform: &'a PlatformBackups,
     pub chart_version: &'a str,
     pub owner: OwnerReference,
+    /// A clone's restore: the store `backup` is of (not `store`).
+    pub source: Option<&'a StoreId>,
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
@@ -265,6 +267,9 @@ fn agent_job(p: &JobParams<'_>, w: &StoreWorkload, run: Run<'_>) -> Job {
         ),
         from_secret(super::settings::KEY_ENV, SECRET_KEY),
     ];
+    if let Some(source) = p.source {
+        envs.push(env("STOREFLEET_SOURCE_STORE_ID", source.as_str()));
+    }
     envs.extend(w.db_env.iter().cloned());
     let mut mounts = vec![
         mount("agent", AGENT_DIR),

@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod archive;
 mod backup_id;
+pub mod clones;
 pub mod controller;
 pub mod crypto;
 pub mod deleted;

@@ -112,6 +112,19 @@ impl BackupService {
         .await?)
     }
 
+    /// What `POST /stores` with `from_backup` clones, if the caller may (`backups/clones`).
+    pub async fn clone_source(
+        &self,
+        caller: &crate::stores::Caller,
+        backup: &BackupId,
+        engine: crate::domain::Engine,
+    ) -> Result<super::clones::CloneSource, super::clones::CloneRefused> {
+        if !self.enabled {
+            return Err(super::clones::CloneRefused::NotConfigured);
+        }
+        super::clones::resolve(&self.api, &self.instance, caller, backup, engine).await
+    }
+
     /// Whether the platform has a backup target (and so takes backups at all).
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -206,6 +219,16 @@ impl BackupService {
             if let Some(name) = &s.spec.name {
                 b.annotations_mut()
                     .insert(ANNOTATION_STORE_NAME.into(), name.clone());
+            }
+            // What a clone of this backup needs to know without the store: its engine, and the
+            // address its URLs name.
+            b.annotations_mut().insert(
+                super::clones::ANNOTATION_ENGINE.into(),
+                s.spec.engine.as_str().into(),
+            );
+            if let Some(url) = s.status.as_ref().and_then(|st| st.url.clone()) {
+                b.annotations_mut()
+                    .insert(super::clones::ANNOTATION_SITE_URL.into(), url);
             }
         }
         Ok(self.api.create(&PostParams::default(), &b).await?)

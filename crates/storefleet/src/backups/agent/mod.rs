@@ -43,6 +43,10 @@ pub enum AgentCommand {
 pub struct AgentArgs {
     #[arg(long, env = "STOREFLEET_STORE_ID", value_parser = parse_store_id)]
     pub store_id: StoreId,
+    /// Restore only, for a clone: the store the backup is of (its manifest is sealed to it and
+    /// its objects are under its folder). Unset: `--store-id`'s own backup.
+    #[arg(long, env = "STOREFLEET_SOURCE_STORE_ID", value_parser = parse_store_id)]
+    pub source_store_id: Option<StoreId>,
     /// Backup: the id to write (the controller names it; unset: a new one). Restore: required.
     #[arg(long, env = "STOREFLEET_BACKUP_ID", value_parser = parse_backup_id)]
     pub backup_id: Option<BackupId>,

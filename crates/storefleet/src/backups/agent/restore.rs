@@ -17,13 +17,10 @@ pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
         .context("a restore needs --backup-id (STOREFLEET_BACKUP_ID)")?;
     let settings = args.target.settings()?;
     let (store, key) = (&settings.store, &*settings.key);
-    let refused = || {
-        format!(
-            "refusing to restore backup {backup_id} of store {}",
-            args.store_id
-        )
-    };
-    let manifest = open_manifest(store, key, &args.store_id, &backup_id)
+    // A clone restores another store's backup into this one: the backup is read as that store's.
+    let source = args.source_store_id.as_ref().unwrap_or(&args.store_id);
+    let refused = || format!("refusing to restore backup {backup_id} of store {source}");
+    let manifest = open_manifest(store, key, source, &backup_id)
         .await
         .with_context(refused)?;
     verify(store, key, &manifest).await.with_context(refused)?;
@@ -39,7 +36,7 @@ pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
         .context("restoring the database (wp-content is unchanged)")?;
     staging.swap()?;
     Ok(format!(
-        "restored backup {backup_id} of store {} (taken {})",
+        "restored backup {backup_id} of store {source} into store {} (taken {})",
         args.store_id, manifest.started_at
     ))
 }

@@ -117,20 +117,26 @@ fn restoring_message(r: &StoreRestore) -> String {
 async fn step(ctx: &Ctx, r: &StoreRestore, unfinished: &[&StoreRestore]) -> anyhow::Result<()> {
     let name = r.name_any();
     let st = r.status.clone().unwrap_or_default();
-    let (Ok(id), Ok(store_id), Ok(backup_id)) = (
+    let source = r.spec.source_store_id.as_deref().map(StoreId::parse);
+    let (Ok(id), Ok(store_id), Ok(backup_id), None | Some(Ok(_))) = (
         RestoreId::parse(&name),
         StoreId::parse(&r.spec.store_id),
         BackupId::parse(&r.spec.backup_id),
+        &source,
     ) else {
         return finish(
             ctx,
             r,
             st,
             RestorePhase::Failed,
-            "the object's name is not a restore id, its storeId not a store id, or its backupId not a backup id".into(),
+            "the object's name is not a restore id, its storeId or sourceStoreId not a store id, or its backupId not a backup id".into(),
         )
         .await;
     };
+    // The store the backup is of: the restored store itself, or a clone's source.
+    let source = source
+        .and_then(Result::ok)
+        .unwrap_or_else(|| store_id.clone());
     let store = ctx.stores.get_opt(store_id.as_str()).await?;
     let Some(store) = store.filter(|s| !s.is_deleting()) else {
         let why = match r.phase() {
@@ -140,11 +146,20 @@ async fn step(ctx: &Ctx, r: &StoreRestore, unfinished: &[&StoreRestore]) -> anyh
         return finish(ctx, r, st, RestorePhase::Failed, why).await;
     };
     match r.phase() {
-        RestorePhase::Pending => begin(ctx, r, st, &id, &store, &backup_id, unfinished).await,
+        RestorePhase::Pending => {
+            begin(ctx, r, st, &id, &store, &source, &backup_id, unfinished).await
+        }
         RestorePhase::BackingUp => safety_backup(ctx, r, st, &store_id).await,
         RestorePhase::Stopping => stop(ctx, r, st, &store_id).await,
         RestorePhase::Restoring => {
-            agent(ctx, r, st, &store_id, &backup_id, id.as_str(), false).await
+            let job = Agent {
+                store: &store_id,
+                source: &source,
+                backup: &backup_id,
+                name: id.as_str(),
+                rollback: false,
+            };
+            agent(ctx, r, st, job).await
         }
         RestorePhase::RollingBack => {
             let safety = st
@@ -161,19 +176,29 @@ async fn step(ctx: &Ctx, r: &StoreRestore, unfinished: &[&StoreRestore]) -> anyh
                 )
                 .await;
             };
-            agent(ctx, r, st, &store_id, &safety, &id.rollback_job(), true).await
+            let job = Agent {
+                store: &store_id,
+                source: &store_id,
+                backup: &safety,
+                name: &id.rollback_job(),
+                rollback: true,
+            };
+            agent(ctx, r, st, job).await
         }
+        RestorePhase::MovingUrls => move_urls(ctx, r, st, &store, &id).await,
         RestorePhase::Starting => start(ctx, r, st, &store_id).await,
         RestorePhase::Succeeded | RestorePhase::Failed => Ok(()),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn begin(
     ctx: &Ctx,
     r: &StoreRestore,
     st: StoreRestoreStatus,
     id: &RestoreId,
     store: &Store,
+    source: &StoreId,
     backup_id: &BackupId,
     unfinished: &[&StoreRestore],
 ) -> anyhow::Result<()> {
@@ -187,6 +212,22 @@ async fn begin(
         Some(Phase::Ready) => None,
         // Set by this restore before a restart.
         Some(Phase::Restoring) if ours => None,
+        // A clone is asked for with its store: it waits for the store's first Ready.
+        None | Some(Phase::Provisioning) if r.is_clone() => {
+            let message = format!("waiting for the new store {store_id} to be Ready");
+            if st.message.as_deref() == Some(message.as_str()) {
+                return Ok(());
+            }
+            return write(
+                ctx,
+                r,
+                StoreRestoreStatus {
+                    message: Some(message),
+                    ..st
+                },
+            )
+            .await;
+        }
         other => Some(format!(
             "store {store_id} is not Ready ({}): restore a running store",
             other.map_or("no phase yet", Phase::as_str)
@@ -217,8 +258,8 @@ async fn begin(
         .await?;
     let why_not = match &backup {
         None => Some(format!("backup {backup_id} does not exist")),
-        Some(b) if b.spec.store_id != *store_id => Some(format!(
-            "backup {backup_id} is not a backup of store {store_id}"
+        Some(b) if b.spec.store_id != source.as_str() => Some(format!(
+            "backup {backup_id} is not a backup of store {source}"
         )),
         Some(b) if b.phase() != Some(BackupPhase::Succeeded) => Some(format!(
             "backup {backup_id} did not succeed ({}): only a checked backup is restored",
@@ -232,8 +273,7 @@ async fn begin(
     // The sealed manifest, bound to this store: its engine must be the store's. The parts are
     // checked in full by the agent before it changes anything.
     let settings = &ctx.platform.settings;
-    let store_key = StoreId::parse(store_id).expect("checked by step");
-    match open_manifest(&settings.store, &settings.key, &store_key, backup_id).await {
+    match open_manifest(&settings.store, &settings.key, source, backup_id).await {
         Ok(m) if m.engine != store.spec.engine => {
             return finish(
                 ctx,
@@ -273,6 +313,27 @@ async fn begin(
         }
     }
     set_store(ctx, store_id, Phase::Restoring, Some(restoring_message(r))).await?;
+    if r.is_clone() {
+        // A new store holds nothing worth a safety backup: straight to stopping WordPress.
+        let store_key = StoreId::parse(store_id).expect("checked by step");
+        let replicas = wordpress(ctx, &store_key)
+            .await?
+            .and_then(|d| d.spec.replicas)
+            .unwrap_or(1);
+        tracing::info!(restore = %id, store = %store_id, source = %source, "clone started");
+        return write(
+            ctx,
+            r,
+            StoreRestoreStatus {
+                phase: Some(RestorePhase::Stopping),
+                message: Some("stopping WordPress".into()),
+                wordpress_replicas: Some(replicas),
+                started_at: Some(Time(Timestamp::now())),
+                ..st
+            },
+        )
+        .await;
+    }
     let safety = BackupId::new(chrono::Utc::now());
     tracing::info!(restore = %id, store = %store_id, safety = %safety, "restore started");
     write(
@@ -434,47 +495,83 @@ async fn stop(
     .await
 }
 
-/// The Job `job_name` restores `backup`: started when missing, judged when ended. `rollback`: it
-/// is the safety backup going back after the restore failed.
+/// One of the agent's restore Jobs: `name` restores `backup` (of store `source`) into `store`.
+struct Agent<'a> {
+    store: &'a StoreId,
+    source: &'a StoreId,
+    backup: &'a BackupId,
+    name: &'a str,
+    /// The safety backup going back after the restore failed.
+    rollback: bool,
+}
+
+/// How a Job ended: `None` while it runs.
+fn job_outcome(j: &Job) -> Option<Result<(), String>> {
+    let js = j.status.clone().unwrap_or_default();
+    if js.succeeded.unwrap_or(0) > 0 {
+        return Some(Ok(()));
+    }
+    let failed = js
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Failed" && c.status == "True");
+    if js.failed.unwrap_or(0) == 0 && failed.is_none() {
+        return None;
+    }
+    Some(Err(failed
+        .and_then(|c| c.message.clone().or(c.reason.clone()))
+        .unwrap_or_else(|| "its pod failed".into())))
+}
+
+/// The agent's Job: started when missing, judged when ended.
 async fn agent(
     ctx: &Ctx,
     r: &StoreRestore,
     st: StoreRestoreStatus,
-    store_id: &StoreId,
-    backup: &BackupId,
-    job_name: &str,
-    rollback: bool,
+    a: Agent<'_>,
 ) -> anyhow::Result<()> {
-    let ns = store_id.as_str();
+    let (ns, backup, job_name) = (a.store.as_str(), a.backup, a.name);
     let jobs = Api::<Job>::namespaced(ctx.client.clone(), ns);
     let Some(j) = jobs.get_opt(job_name).await? else {
-        return start_job(ctx, r, st, store_id, backup, job_name).await;
+        return start_job(ctx, r, st, &a).await;
     };
-    let js = j.status.clone().unwrap_or_default();
-    let outcome = if js.succeeded.unwrap_or(0) > 0 {
-        match said(ctx, ns, job_name).await? {
-            Some(m) if m.starts_with(&format!("restored backup {backup} ")) => Ok(()),
-            Some(m) => Err(format!("the agent ended saying {m:?}, not that it restored {backup}")),
-            None => Err(
-                "the Job ended without the agent saying it restored anything (no termination message)"
-                    .to_owned(),
-            ),
+    let Some(ended) = job_outcome(&j) else {
+        return Ok(()); // still running
+    };
+    let outcome = match ended {
+        Ok(()) => {
+            let expected = format!(
+                "restored backup {backup} of store {} into store {} ",
+                a.source, a.store
+            );
+            match said(ctx, ns, job_name).await? {
+                Some(m) if m.starts_with(&expected) => Ok(()),
+                Some(m) => Err(format!(
+                    "the agent ended saying {m:?}, not that it restored {backup}"
+                )),
+                None => Err(
+                    "the Job ended without the agent saying it restored anything (no termination message)"
+                        .to_owned(),
+                ),
+            }
         }
-    } else {
-        let failed = js
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "Failed" && c.status == "True");
-        if js.failed.unwrap_or(0) == 0 && failed.is_none() {
-            return Ok(()); // still running
-        }
-        Err(failed
-            .and_then(|c| c.message.clone().or(c.reason.clone()))
-            .unwrap_or_else(|| "its pod failed".into()))
+        Err(why) => Err(why),
     };
     let logs = format!("kubectl logs -n {ns} job/{job_name}");
-    let (phase, message, failure) = match (outcome, rollback) {
+    let (phase, message, failure) = match (outcome, a.rollback) {
+        // A clone's data is in: its URLs still name the store it came from.
+        (Ok(()), false) if r.is_clone() => (
+            RestorePhase::MovingUrls,
+            format!("restored {backup}; moving the site's URLs to this store's address"),
+            None,
+        ),
+        // A clone has no safety backup to go back to: it ends Failed, with the reason.
+        (Err(why), false) if r.is_clone() => (
+            RestorePhase::Starting,
+            "the clone's restore failed; starting WordPress".to_owned(),
+            Some(format!("the restore Job failed: {why} (its log: {logs})")),
+        ),
         (Ok(()), false) => (
             RestorePhase::Starting,
             format!("restored {backup}; starting WordPress"),
@@ -512,6 +609,102 @@ async fn agent(
     .await
 }
 
+/// A clone's last step, WordPress still stopped: WP-CLI `search-replace` (a Job made from the
+/// store's WP-CLI CronJob, `crate::backups::clones::urls`) moves the site's URLs from the source
+/// store's address to this one's. Then WordPress starts.
+async fn move_urls(
+    ctx: &Ctx,
+    r: &StoreRestore,
+    st: StoreRestoreStatus,
+    store: &Store,
+    id: &RestoreId,
+) -> anyhow::Result<()> {
+    let ns = store.name_any();
+    let name = format!("{id}-urls");
+    let jobs = Api::<Job>::namespaced(ctx.client.clone(), &ns);
+    let outcome = match jobs.get_opt(&name).await? {
+        Some(j) => match job_outcome(&j) {
+            Some(ended) => ended,
+            None => return Ok(()), // still running
+        },
+        None => match start_urls_job(ctx, r, store, &name).await? {
+            Ok(()) => return Ok(()),
+            Err(why) => Err(why),
+        },
+    };
+    let (message, failure) = match outcome {
+        Ok(()) => ("moved the site's URLs; starting WordPress".to_owned(), None),
+        Err(why) => (
+            "moving the site's URLs failed; starting WordPress".to_owned(),
+            Some(format!(
+                "moving the site's URLs with WP-CLI search-replace failed: {why} (its log: kubectl logs -n {ns} job/{name}); the store holds the backup's data, its links may still name {}",
+                r.spec.source_url.as_deref().unwrap_or("the source store")
+            )),
+        ),
+    };
+    write(
+        ctx,
+        r,
+        StoreRestoreStatus {
+            phase: Some(RestorePhase::Starting),
+            message: Some(message),
+            failure,
+            ..st
+        },
+    )
+    .await
+}
+
+/// Makes the `search-replace` Job; `Ok(Err(why))` when it cannot be made at all.
+async fn start_urls_job(
+    ctx: &Ctx,
+    r: &StoreRestore,
+    store: &Store,
+    name: &str,
+) -> anyhow::Result<Result<(), String>> {
+    use crate::backups::clones::{site_path, urls};
+    let ns = store.name_any();
+    let from = r.spec.source_url.as_deref().and_then(site_path);
+    let to = store
+        .status
+        .as_ref()
+        .and_then(|s| s.url.as_deref())
+        .and_then(site_path);
+    let (Some(from), Some(to)) = (from, to) else {
+        return Ok(Err(format!(
+            "the source's address ({:?}) or this store's is not an http(s) URL",
+            r.spec.source_url
+        )));
+    };
+    let Some(cron) = urls::cron_pod(&ctx.client, &ns).await? else {
+        return Ok(Err(
+            "the store has no WP-CLI CronJob (the store chart's cron.enabled is off), whose pod the Job copies"
+                .into(),
+        ));
+    };
+    let owner = r
+        .controller_owner_ref(&())
+        .expect("a StoreRestore read from the API server has a uid");
+    let job = match urls::job(&cron, &ns, name, owner, &from, &to) {
+        Ok(j) => j,
+        Err(why) => return Ok(Err(why)),
+    };
+    match Api::<Job>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &job)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(restore = %r.name_any(), job = name, %from, %to, "search-replace Job started");
+            Ok(Ok(()))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(Ok(())),
+        Err(kube::Error::Api(e)) if (400..500).contains(&e.code) && e.code != 429 => Ok(Err(
+            format!("the search-replace Job was refused: {}", e.message),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// What the agent wrote to its termination message, from the Job's pod.
 async fn said(ctx: &Ctx, ns: &str, job_name: &str) -> anyhow::Result<Option<String>> {
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), ns)
@@ -530,10 +723,9 @@ async fn start_job(
     ctx: &Ctx,
     r: &StoreRestore,
     st: StoreRestoreStatus,
-    store_id: &StoreId,
-    backup: &BackupId,
-    job_name: &str,
+    a: &Agent<'_>,
 ) -> anyhow::Result<()> {
+    let (store_id, backup, job_name) = (a.store, a.backup, a.name);
     let ns = store_id.as_str();
     let mariadb = Api::<StatefulSet>::namespaced(ctx.client.clone(), ns)
         .list(&ListParams::default().labels("app.kubernetes.io/component=database"))
@@ -570,6 +762,7 @@ async fn start_job(
             platform: &ctx.platform,
             chart_version: "",
             owner,
+            source: (a.source != a.store).then_some(a.source),
         },
         &workload,
         job_name,
@@ -669,7 +862,22 @@ async fn finish(
             && store.status.as_ref().and_then(|s| s.message.as_deref())
                 == Some(restoring_message(r).as_str());
         if ours && !store.is_deleting() {
-            set_store(ctx, &r.spec.store_id, Phase::Ready, None).await?;
+            if r.is_clone() && phase == RestorePhase::Failed {
+                // Not Ready: it would be a blank shop, or another shop's half, under a name the
+                // owner expects to hold the copy. Failed until deleted (or its spec changes).
+                set_store(
+                    ctx,
+                    &r.spec.store_id,
+                    Phase::Failed,
+                    Some(format!(
+                        "the clone from backup {} failed: {message}",
+                        r.spec.backup_id
+                    )),
+                )
+                .await?;
+            } else {
+                set_store(ctx, &r.spec.store_id, Phase::Ready, None).await?;
+            }
         }
     }
     if phase == RestorePhase::Failed {

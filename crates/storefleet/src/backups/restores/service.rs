@@ -39,13 +39,17 @@ pub struct RestoreView {
     pub store_id: String,
     #[schema(example = "backup-20261201-221500-3fa2c1")]
     pub backup_id: String,
-    /// Pending, BackingUp, Stopping, Restoring, RollingBack, Starting, Succeeded or Failed.
+    /// Pending, BackingUp, Stopping, Restoring, RollingBack, MovingUrls (a clone), Starting,
+    /// Succeeded or Failed.
     #[schema(example = "Succeeded")]
     pub state: String,
     /// What it waits for, or why it failed (naming the safety backup).
     pub message: Option<String>,
     /// The backup taken before anything was changed.
     pub safety_backup: Option<String>,
+    /// A clone's restore: the store the backup is of.
+    #[schema(example = json!(null))]
+    pub source_store_id: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -61,6 +65,7 @@ impl From<&StoreRestore> for RestoreView {
             state: r.phase().as_str().to_owned(),
             message: st.message,
             safety_backup: st.safety_backup,
+            source_store_id: r.spec.source_store_id.clone(),
             created_at: r.metadata.creation_timestamp.as_ref().and_then(to_chrono),
             started_at: st.started_at.as_ref().and_then(to_chrono),
             finished_at: st.finished_at.as_ref().and_then(to_chrono),
@@ -119,6 +124,8 @@ impl RestoreService {
             StoreRestoreSpec {
                 store_id: store.to_string(),
                 backup_id: backup.to_string(),
+                source_store_id: None,
+                source_url: None,
             },
         );
         r.labels_mut()

@@ -35,9 +35,22 @@ pub struct StoreRestoreSpec {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub store_id: String,
-    /// The backup it is restored from (a `StoreBackup` of this store, Succeeded).
+    /// The backup it is restored from (a `StoreBackup` of this store, Succeeded; of
+    /// `sourceStoreId` for a clone).
     #[schemars(length(min = 1, max = 63))]
     pub backup_id: String,
+    /// A clone (`backups/clones`): the store the backup is of. The restore fills the new store
+    /// `storeId` (no safety backup: it holds nothing yet), then moves the site's URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub source_store_id: Option<String>,
+    /// A clone: the source store's address when the backup was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub source_url: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -52,6 +65,8 @@ pub enum RestorePhase {
     Restoring,
     /// The restore failed: the agent puts the safety backup back.
     RollingBack,
+    /// A clone: WP-CLI `search-replace` moves the site's URLs to the new store's address.
+    MovingUrls,
     /// WordPress is being started again.
     Starting,
     Succeeded,
@@ -60,12 +75,13 @@ pub enum RestorePhase {
 }
 
 impl RestorePhase {
-    pub const ALL: [RestorePhase; 8] = [
+    pub const ALL: [RestorePhase; 9] = [
         Self::Pending,
         Self::BackingUp,
         Self::Stopping,
         Self::Restoring,
         Self::RollingBack,
+        Self::MovingUrls,
         Self::Starting,
         Self::Succeeded,
         Self::Failed,
@@ -78,6 +94,7 @@ impl RestorePhase {
             Self::Stopping => "Stopping",
             Self::Restoring => "Restoring",
             Self::RollingBack => "RollingBack",
+            Self::MovingUrls => "MovingUrls",
             Self::Starting => "Starting",
             Self::Succeeded => "Succeeded",
             Self::Failed => "Failed",
@@ -120,6 +137,11 @@ fn optional_phase_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
 }
 
 impl StoreRestore {
+    /// A clone's restore fills a new store from another store's backup.
+    pub fn is_clone(&self) -> bool {
+        self.spec.source_store_id.is_some()
+    }
+
     pub fn phase(&self) -> RestorePhase {
         self.status
             .as_ref()
