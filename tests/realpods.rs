@@ -258,6 +258,55 @@ impl Drop for LeftoverGuard {
     }
 }
 
+/// After a failed backup test: this instance's backups and restores keep finalizers that only its
+/// (killed) control plane would have removed; strip them so they go, and the test's volumes too.
+struct BackupLeftovers {
+    kubeconfig: PathBuf,
+    instance: String,
+}
+
+impl Drop for BackupLeftovers {
+    fn drop(&mut self) {
+        if !std::thread::panicking() || std::env::var_os("STOREFLEET_KEEP_NAMESPACES").is_some() {
+            return;
+        }
+        let kubectl = |args: &[&str]| {
+            Command::new("kubectl")
+                .env("KUBECONFIG", &self.kubeconfig)
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let selector = format!("storefleet.dev/instance={}", self.instance);
+        let names = kubectl(&[
+            "get",
+            "storebackups,storerestores,stores",
+            "-l",
+            &selector,
+            "-o",
+            "name",
+        ]);
+        for name in names.lines() {
+            kubectl(&[
+                "patch",
+                name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+            kubectl(&["delete", name, "--wait=false", "--ignore-not-found"]);
+        }
+        kubectl(&[
+            "delete",
+            "pv",
+            "-l",
+            "storefleet.dev/test=realpods-backups",
+            "--wait=false",
+        ]);
+    }
+}
+
 /// What the test knows of one store's WordPress from the cluster.
 struct Site {
     id: String,
@@ -1396,6 +1445,10 @@ async fn a_post_comes_back_by_restore_by_clone_and_after_its_store_was_deleted()
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::write(work.path().join("key"), "7a".repeat(32)).unwrap();
     let key = work.path().join("key");
+    let _backup_leftovers = BackupLeftovers {
+        kubeconfig: cluster.kubeconfig.clone(),
+        instance: format!("t-realpods-{}", std::process::id()),
+    };
     let api = ControlPlane::start(
         &cluster,
         &[
@@ -1426,10 +1479,9 @@ async fn a_post_comes_back_by_restore_by_clone_and_after_its_store_was_deleted()
         }
     };
     let id = create(json!({ "name": title })).await;
-    let mut namespaces = vec![id.clone()];
     let _leftovers = LeftoverGuard {
         kubeconfig: cluster.kubeconfig.clone(),
-        namespaces: namespaces.clone(),
+        namespaces: vec![id.clone()],
     };
     let store = wait_store_ready(&api, &id).await;
     backup_claim(&cluster, &id, &target);
@@ -1532,7 +1584,6 @@ async fn a_post_comes_back_by_restore_by_clone_and_after_its_store_was_deleted()
     // Clone: the post at the clone's own address, the original untouched.
     let started = Instant::now();
     let clone = create(json!({ "name": format!("Clone {run}"), "from_backup": backup })).await;
-    namespaces.push(clone.clone());
     let _clone_leftovers = LeftoverGuard {
         kubeconfig: cluster.kubeconfig.clone(),
         namespaces: vec![clone.clone()],
