@@ -17,6 +17,8 @@ pub struct Settings {
     pub max_parallel: u16,
     /// SQLite database and log live here (kept across restarts).
     pub dir: PathBuf,
+    /// More `storefleet serve` flags (the backup bench's target, key, agent image and values).
+    pub extra: Vec<String>,
 }
 
 pub struct ControlPlane {
@@ -56,6 +58,7 @@ impl ControlPlane {
             .args(["--max-stores", &s.max_stores.to_string()])
             .args(["--max-parallel", &s.max_parallel.to_string()])
             .args(["--provision-timeout", "10m"])
+            .args(&s.extra)
             .env("RUST_LOG", "info")
             // The per-token rate limits would answer 429 to the load of bench 3 and the batch of
             // bench 2: measured is the work behind the API, not the limiter (0: no limit).

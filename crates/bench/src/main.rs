@@ -8,6 +8,10 @@
 //! 3. `GET /stores` latency with many Store objects, at a fixed concurrency;
 //! 4. resident memory, idle and with many Store objects;
 //! 5. last pod Ready to Store Ready, from (1).
+//!
+//! With `--backups` (`scripts/bench backups`, on the real-pod cluster) only:
+//! 6. backup and restore of a store with a generated database ([`backups`]).
+mod backups;
 mod control_plane;
 mod load;
 mod provision;
@@ -61,6 +65,18 @@ struct Args {
     /// Concurrent `GET /stores` clients (repeat for several: each is measured on the same stores).
     #[arg(long, default_values_t = [1, 2, 8])]
     concurrency: Vec<usize>,
+    /// Run only bench 6, backup and restore on the real-pod cluster (`scripts/bench backups`).
+    #[arg(long)]
+    backups: bool,
+    /// Bench 6: the generated table's size in MB.
+    #[arg(long, default_value_t = 200)]
+    database_mb: u64,
+    /// Bench 6: the backup agent image (`scripts/realpods/agent-image` makes it).
+    #[arg(long, default_value = "storefleet.local/storefleet:realpods-agent")]
+    agent_image: String,
+    /// Store chart values files for the control plane (bench 6: the real-pod images).
+    #[arg(long)]
+    values: Vec<PathBuf>,
     /// Wait after start (and after the cache is filled) before reading memory.
     #[arg(long, default_value = "5", value_parser = parse_secs)]
     settle: Duration,
@@ -92,9 +108,13 @@ async fn main() -> anyhow::Result<()> {
         max_stores: 5000,
         max_parallel: args.max_parallel,
         dir: dir.path().to_path_buf(),
+        extra: Vec::new(),
     };
     // At least 32 characters: `storefleet serve` refuses a shorter --admin-token.
     let token = format!("bench-{:032x}", rand::random::<u128>());
+    if args.backups {
+        return bench_backups(&args, settings, &token).await;
+    }
     let started = Instant::now();
     eprintln!(
         "[bench] instance {}, control plane log {}",
@@ -127,6 +147,60 @@ async fn main() -> anyhow::Result<()> {
         args.batch_runs,
         args.requests,
         args.concurrency,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Bench 6 alone: a control plane with a filesystem backup target in a host folder (given to the
+/// store's namespace as its backups claim).
+async fn bench_backups(args: &Args, mut settings: Settings, token: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = settings.dir.join("backups");
+    std::fs::create_dir(&target)?;
+    // The agent writes as WordPress's uid, the control plane reads as this user.
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777))?;
+    let key = settings.dir.join("backup-key");
+    std::fs::write(
+        &key,
+        format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        ),
+    )?;
+    settings.extra = vec![
+        "--backup-dir".into(),
+        target.display().to_string(),
+        "--backup-key-file".into(),
+        key.display().to_string(),
+        "--backup-agent-image".into(),
+        args.agent_image.clone(),
+        "--backup-schedule".into(),
+        "off".into(),
+    ];
+    for v in &args.values {
+        settings.extra.push("--values".into());
+        settings.extra.push(v.canonicalize()?.display().to_string());
+    }
+    let started = Instant::now();
+    let cp = ControlPlane::start(&settings, token).await?;
+    let rows = backups::run(
+        &cp,
+        &backups::Options {
+            database_mb: args.database_mb,
+            target,
+        },
+    )
+    .await;
+    cp.stop().await?;
+    let rows = rows?;
+    println!();
+    stats::print_table(&rows);
+    println!(
+        "
+backup bench: {} MB generated table, real pods; total {:.0} s",
+        args.database_mb,
         started.elapsed().as_secs_f64()
     );
     Ok(())

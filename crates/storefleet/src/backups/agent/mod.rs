@@ -80,8 +80,34 @@ fn install(to: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Peak resident memory (KiB) of this process and of its largest finished child (`mariadb-dump` or
+/// `mariadb`), from getrusage(2): what `scripts/bench` reads from the Job's log to show that memory
+/// stays bounded whatever the database's size.
+fn peak_memory_kib() -> (i64, i64) {
+    let of = |who| {
+        // SAFETY: getrusage fills the struct we pass; both `who` values are valid.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut usage) } == 0 {
+            usage.ru_maxrss
+        } else {
+            -1
+        }
+    };
+    (of(libc::RUSAGE_SELF), of(libc::RUSAGE_CHILDREN))
+}
+
 pub fn run(command: AgentCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
+    let report = matches!(command, AgentCommand::Backup(_) | AgentCommand::Restore(_));
+    let result = run_command(&runtime, command);
+    if report {
+        let (agent, child) = peak_memory_kib();
+        eprintln!("storefleet-agent peak memory: agent {agent} KiB, child program {child} KiB");
+    }
+    result
+}
+
+fn run_command(runtime: &tokio::runtime::Runtime, command: AgentCommand) -> anyhow::Result<()> {
     match command {
         AgentCommand::Backup(args) => {
             let manifest = runtime.block_on(backup::run(&args, Engine::Woocommerce))?;
