@@ -1537,6 +1537,76 @@ async fn a_post_comes_back_by_restore_by_clone_and_after_its_store_was_deleted()
         done["files_bytes"]
     );
 
+    // A backup altered on the target (one byte of its dump flipped): the restore is refused by the
+    // agent before it changes anything, nothing is put back, the store is Ready with its post.
+    let (status, asked) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/stores/{id}/backups"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let altered = asked["backup_id"].as_str().unwrap().to_owned();
+    wait_state(
+        &api,
+        &format!("/stores/{id}/backups/{altered}"),
+        "Succeeded",
+    )
+    .await;
+    let dump = target.join(&id).join(&altered).join("database.sql.zst.enc");
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&dump, &bytes).unwrap();
+    let (status, asked) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/stores/{id}/restore"),
+            Some(json!({ "backupId": altered })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let refused = asked["restore_id"].as_str().unwrap().to_owned();
+    let ended = wait_for(
+        &format!("restore {refused} ends"),
+        READY_TIMEOUT,
+        || async {
+            let (_, list) = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/stores/{id}/restores"),
+                    None,
+                )
+                .await;
+            list.as_array()?
+                .iter()
+                .find(|r| {
+                    r["restore_id"] == refused.as_str()
+                        && (r["state"] == "Failed" || r["state"] == "Succeeded")
+                })
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(ended["state"], "Failed", "{ended:#}");
+    let message = ended["message"].as_str().unwrap();
+    assert!(
+        message.contains("refused, nothing was changed"),
+        "{message}"
+    );
+    assert!(message.contains("database part"), "{message}");
+    let rollback = format!("{refused}-rollback");
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &id);
+    assert!(
+        jobs.get_opt(&rollback).await.unwrap().is_none(),
+        "nothing to put back"
+    );
+    wait_store_ready(&api, &id).await;
+    serves(&site, &client, &http, &post, true).await;
+    assert_eq!(orders(id.clone())(), "1");
+    println!("{id}: an altered backup was refused, the store unchanged: {message}");
+
     // Lose the post and the order; restore in place.
     sql(
         &cluster,

@@ -425,6 +425,10 @@ fn a_damaged_backup_is_refused_and_nothing_changes() {
     let why = stderr(&out);
     assert!(why.contains("refusing to restore"), "{why}");
     assert!(why.contains("database part was altered"), "{why}");
+    // Refused before anything changed: its own exit status (and, in a Job, its own words), so the
+    // controller has nothing to put back.
+    assert_eq!(out.status.code(), Some(3), "{why}");
+    assert!(why.contains("refused, nothing was changed"), "{why}");
 
     // A missing part.
     std::fs::write(&database, &original).unwrap();
@@ -433,6 +437,7 @@ fn a_damaged_backup_is_refused_and_nothing_changes() {
     assert!(!out.status.success());
     let why = stderr(&out);
     assert!(why.contains("files part is missing"), "{why}");
+    assert_eq!(out.status.code(), Some(3), "{why}");
     assert_eq!(shop.db.state(), db_now);
     assert_eq!(shop.files(), files_now);
 
@@ -441,7 +446,20 @@ fn a_damaged_backup_is_refused_and_nothing_changes() {
     let out = shop.agent("restore", Some(&unknown), PASSWORD);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no manifest"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3));
     assert_eq!(shop.db.state(), db_now);
+
+    // A whole backup the database refuses (the wrong password): past the checks, so not "refused"
+    // but failed, with the plain failure status: the controller then puts the safety backup back.
+    std::fs::write(&database, &original).unwrap();
+    let good = shop.back_up();
+    let out = shop.agent("restore", Some(&good), "wrong password");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("refused, nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]

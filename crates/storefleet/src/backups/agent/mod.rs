@@ -80,6 +80,9 @@ fn install(to: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The exit status of a restore refused before it changed anything (1: failed, maybe half-way).
+pub const REFUSED_EXIT: i32 = 3;
+
 /// Peak resident memory (KiB) of this process and of its largest finished child (`mariadb-dump` or
 /// `mariadb`), from getrusage(2): what `scripts/bench` reads from the Job's log to show that memory
 /// stays bounded whatever the database's size.
@@ -114,13 +117,31 @@ fn run_command(runtime: &tokio::runtime::Runtime, command: AgentCommand) -> anyh
             println!("{}", serde_json::to_string(&manifest)?);
         }
         AgentCommand::Restore(args) => {
-            let restored = runtime.block_on(restore::run(&args))?;
-            println!("{restored}");
             // In a Job the kubelet mounts this file and puts what it holds into the pod's status,
             // where the controller reads it; elsewhere (a restore by hand) it does not exist.
-            let log = std::path::Path::new(super::job::TERMINATION_LOG);
-            if log.exists() {
-                std::fs::write(log, &restored)?;
+            let say = |words: &str| {
+                let log = std::path::Path::new(super::job::TERMINATION_LOG);
+                if log.exists() {
+                    let _ = std::fs::write(log, words);
+                }
+            };
+            match runtime.block_on(restore::run(&args)) {
+                Ok(restored) => {
+                    println!("{restored}");
+                    say(&restored);
+                }
+                Err(e @ restore::RestoreError::Refused(_)) => {
+                    // Its own exit status and words: the controller has nothing to put back.
+                    let words = e.to_string();
+                    eprintln!("Error: {words}");
+                    say(&words);
+                    let (agent, child) = peak_memory_kib();
+                    eprintln!(
+                        "storefleet-agent peak memory: agent {agent} KiB, child program {child} KiB"
+                    );
+                    std::process::exit(REFUSED_EXIT);
+                }
+                Err(e) => return Err(anyhow::Error::new(e)),
             }
         }
         AgentCommand::Install { to } => install(&to)?,

@@ -10,7 +10,44 @@ use anyhow::Context;
 use super::AgentArgs;
 use crate::backups::{PartName, open_manifest, read_part, verify};
 
-pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
+/// How a restore did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Before anything of the store was changed (the backup's checks, its files unpacked beside
+    /// the live ones): the store is exactly as it was, nothing needs to be put back.
+    #[error("refused, nothing was changed: {0:#}")]
+    Refused(anyhow::Error),
+    /// While or after the database was being replaced: the store may be partly restored.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+pub async fn run(args: &AgentArgs) -> Result<String, RestoreError> {
+    let staging = refusable(args).await.map_err(RestoreError::Refused)?;
+    let (staging, manifest, backup_id, source) = staging;
+    let settings = args.target.settings().map_err(RestoreError::Failed)?;
+    let (store, key) = (&settings.store, &*settings.key);
+    args.database
+        .import(|stdin| read_part(store, key, &manifest, PartName::Database, stdin))
+        .await
+        .context("restoring the database (wp-content is unchanged)")
+        .map_err(RestoreError::Failed)?;
+    staging.swap().map_err(RestoreError::Failed)?;
+    Ok(format!(
+        "restored backup {backup_id} of store {source} into store {} (taken {})",
+        args.store_id, manifest.started_at
+    ))
+}
+
+/// Steps 1 and 2: everything that can go wrong before the store is touched.
+async fn refusable(
+    args: &AgentArgs,
+) -> anyhow::Result<(
+    super::files::Staging,
+    crate::backups::Manifest,
+    crate::backups::BackupId,
+    crate::domain::StoreId,
+)> {
     let backup_id = args
         .backup_id
         .clone()
@@ -30,13 +67,5 @@ pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
         .unpack(|pipe| read_part(store, key, &manifest, PartName::Files, pipe))
         .await
         .context("restoring wp-content (the live files are unchanged)")?;
-    args.database
-        .import(|stdin| read_part(store, key, &manifest, PartName::Database, stdin))
-        .await
-        .context("restoring the database (wp-content is unchanged)")?;
-    staging.swap()?;
-    Ok(format!(
-        "restored backup {backup_id} of store {source} into store {} (taken {})",
-        args.store_id, manifest.started_at
-    ))
+    Ok((staging, manifest, backup_id, source.clone()))
 }

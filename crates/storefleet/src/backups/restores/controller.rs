@@ -558,8 +558,24 @@ async fn agent(
         }
         Err(why) => Err(why),
     };
+    // The agent's words when it refused before changing anything (`RestoreError::Refused`): there
+    // is nothing to put back.
+    let refused = match &outcome {
+        Err(_) => said(ctx, ns, job_name)
+            .await?
+            .filter(|m| m.starts_with("refused, nothing was changed")),
+        Ok(()) => None,
+    };
     let logs = format!("kubectl logs -n {ns} job/{job_name}");
     let (phase, message, failure) = match (outcome, a.rollback) {
+        (Err(_), false) if refused.is_some() => (
+            RestorePhase::Starting,
+            "the agent refused the backup; starting WordPress".to_owned(),
+            Some(format!(
+                "the agent {} (its log: {logs})",
+                refused.as_deref().unwrap_or_default()
+            )),
+        ),
         // A clone's data is in: its URLs still name the store it came from.
         (Ok(()), false) if r.is_clone() => (
             RestorePhase::MovingUrls,
