@@ -120,7 +120,7 @@ test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete,
   });
 
   await step('creating a store shows it at once as Provisioning, with a progress timeline', async () => {
-    await page.getByLabel('Name').fill(STORE_NAME);
+    await page.getByLabel('Name', { exact: true }).fill(STORE_NAME);
     const answer = page.waitForResponse((r) => r.url().endsWith('/stores') && r.request().method() === 'POST');
     await page.getByRole('button', { name: 'Create store' }).click();
     const created = await (await answer).json();
@@ -157,7 +157,7 @@ test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete,
   });
 
   await step('over the quota, creating shows the quota error in place', async () => {
-    await page.getByLabel('Name').fill('One too many');
+    await page.getByLabel('Name', { exact: true }).fill('One too many');
     const answer = page.waitForResponse((r) => r.url().endsWith('/stores') && r.request().method() === 'POST');
     await page.getByRole('button', { name: 'Create store' }).click();
     assert.equal((await answer).status(), 403);
@@ -221,6 +221,11 @@ test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete,
     assert.equal(await button.isDisabled(), true);
     assert.equal(await page.locator('#backups-body tr').count(), 0);
     assert.deepEqual((await server.api('GET', `/stores/${storeId}/backups`)).body, []);
+    // No schedule either (the API answers 409 backups-not-configured): nothing shown, no error.
+    assert.equal((await server.api('GET', `/stores/${storeId}/backup-schedule`)).status, 409);
+    assert.ok(requests.some((r) => r.method === 'GET' && new URL(r.url).pathname === `/stores/${storeId}/backup-schedule`), 'the page never asked for the schedule');
+    assert.equal(await page.locator('#backup-schedule-box').isHidden(), true);
+    assert.equal(await page.locator('#backup-schedule-error').isHidden(), true);
     await shot('store-no-backup-target');
   });
 
@@ -260,6 +265,11 @@ test('dashboard: sign in, create, live Ready, credentials, quota, audit, delete,
     await page.locator('#stores-empty').waitFor();
     assert.equal(await text('#quota-text'), '0 of 1 store');
     assert.equal((await server.api('GET', `/stores/${storeId}`)).status, 404);
+    // Without a backup target there are no deleted stores to recover (409 backups-not-configured):
+    // the page asked, and shows no section and no error.
+    assert.equal((await server.api('GET', '/deleted-stores')).status, 409);
+    assert.ok(requests.some((r) => r.method === 'GET' && new URL(r.url).pathname === '/deleted-stores'), 'the page never asked for the deleted stores');
+    assert.equal(await page.locator('#deleted').isHidden(), true);
     await shot('store-gone');
   });
 

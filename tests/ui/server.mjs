@@ -140,10 +140,7 @@ export class Server {
    * verifies it: the backup ends Succeeded by the controller's own judgement. Answers the backup id.
    */
   async sealedBackup(storeId) {
-    const writer = process.env.WRITE_TEST_BACKUP_BIN ?? path.join(ROOT, 'target/debug/write-test-backup');
-    if (!existsSync(writer)) throw new Error(`${writer} is missing: run \`cargo build -p testkit --features backups --bin write-test-backup\``);
-    const { stdout } = await run(writer, ['--dir', this.backupDir, '--key-file', this.backupKeyFile, '--store', storeId]);
-    const id = stdout.trim();
+    const id = await this.writeBackup(storeId);
     const file = path.join(this.dir, `${id}.json`);
     writeFileSync(file, JSON.stringify({
       apiVersion: 'storefleet.dev/v1alpha1',
@@ -153,6 +150,21 @@ export class Server {
     }));
     await kubectl('create', '-f', file);
     return id;
+  }
+
+  /**
+   * Writes a whole, sealed backup of `storeId` on the target with `write-test-backup`, as the agent
+   * would: at `backupId` (a backup the API asked for, whose Job the stand-in ends without running the
+   * agent: written before that Job ends, the controller finds it and marks the backup Succeeded), or
+   * at a fresh id. Answers the id.
+   */
+  async writeBackup(storeId, backupId) {
+    const writer = process.env.WRITE_TEST_BACKUP_BIN ?? path.join(ROOT, 'target/debug/write-test-backup');
+    if (!existsSync(writer)) throw new Error(`${writer} is missing: run \`cargo build -p testkit --features backups --bin write-test-backup\``);
+    const args = ['--dir', this.backupDir, '--key-file', this.backupKeyFile, '--store', storeId];
+    if (backupId) args.push('--backup-id', backupId);
+    const { stdout } = await run(writer, args);
+    return stdout.trim();
   }
 
   /** The claim a filesystem target's Job mounts in the store's namespace (docs/backups.md). */

@@ -63,6 +63,10 @@ export const api = {
   // The idempotency key makes a retried click (or a lost answer) create one store, not two.
   createStore: (name, engine) =>
     request('POST', '/stores', { body: { name: name || null, engine }, headers: { 'Idempotency-Key': randomKey() } }),
+  // A new store made from a backup (a clone, or a deleted store brought back); the backup is part
+  // of the idempotency key's request.
+  cloneStore: (name, backupId) =>
+    request('POST', '/stores', { body: { name: name || null, from_backup: backupId }, headers: { 'Idempotency-Key': randomKey() } }),
   deleteStore: (id) => request('DELETE', `/stores/${encodeURIComponent(id)}`),
   credentials: (id) => request('GET', `/stores/${encodeURIComponent(id)}/credentials`),
   backups: (id) => request('GET', `/stores/${encodeURIComponent(id)}/backups`),
@@ -71,6 +75,11 @@ export const api = {
     request('DELETE', `/stores/${encodeURIComponent(id)}/backups/${encodeURIComponent(backupId)}`),
   restores: (id) => request('GET', `/stores/${encodeURIComponent(id)}/restores`),
   restore: (id, backupId) => request('POST', `/stores/${encodeURIComponent(id)}/restore`, { body: { backupId } }),
+  backupSchedule: (id) => request('GET', `/stores/${encodeURIComponent(id)}/backup-schedule`),
+  // schedule: off, hourly, daily, weekly, or null for the platform's default
+  setBackupSchedule: (id, schedule) =>
+    request('PUT', `/stores/${encodeURIComponent(id)}/backup-schedule`, { body: { schedule } }),
+  deletedStores: () => request('GET', '/deleted-stores'),
   rollouts: () => request('GET', '/rollouts'),
   // verb: pause, resume or abort
   rolloutAction: (id, verb) => request('POST', `/rollouts/${encodeURIComponent(id)}/${verb}`),

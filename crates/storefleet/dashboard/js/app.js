@@ -8,6 +8,8 @@ import { initStores, renderStores, renderQuota, refreshAges } from './stores.js'
 import { initStore, renderStore } from './store.js';
 import { initAudit, loadAudit, suggestStores } from './audit.js';
 import { initRollouts, loadRollouts, allowRollouts } from './rollouts.js';
+import { initClone } from './clone.js';
+import { clearDeleted, loadDeleted } from './deleted.js';
 
 const VIEWS = ['signin', 'stores', 'store', 'audit', 'rollouts'];
 
@@ -81,6 +83,7 @@ function route() {
   document.title = `${titles[next.view]} · Storefleet`;
   if (next.view === 'audit') loadAudit(next.store);
   if (next.view === 'rollouts' && changed) loadRollouts();
+  if (next.view === 'stores' && changed) loadDeleted();
   render();
   // After a navigation, start keyboard and screen reader users at the new page's heading.
   if (changed) {
@@ -119,6 +122,8 @@ function startLive() {
       state.stores.delete(id);
       if (before) announce(`Store “${before.name}” was deleted.`);
       render();
+      // Gone with a final backup, it is one of the deleted stores now.
+      if (state.route?.view === 'stores') loadDeleted();
     },
     onState(status) {
       const banner = $('connection');
@@ -163,6 +168,7 @@ function signedOut(note) {
   state.stores = new Map();
   state.loaded = false;
   state.route = null;
+  clearDeleted();
   $('nav').hidden = true;
   $('account').hidden = true;
   $('connection').hidden = true;
@@ -181,6 +187,7 @@ async function boot() {
   initStore(ctx);
   initAudit(ctx);
   initRollouts(ctx);
+  initClone(ctx);
   window.addEventListener('hashchange', route);
   $('sign-out').addEventListener('click', async () => {
     try {

@@ -1,9 +1,12 @@
-// The store page's Backups panel: the store's backups newest first, "Back up now", Restore… and
-// Delete… (each behind a dialog), and how the last restore went, all through the public API
-// (/stores/{id}/backups, /stores/{id}/restore, /stores/{id}/restores). Backups have no event stream, so
-// while one is unfinished (or a restore, or a deletion) and the page is shown, the panel reloads every
-// few seconds; it also reloads when the store's own live update arrives (a restore changes its status).
+// The store page's Backups panel: the store's backup schedule (a select), its backups newest first,
+// "Back up now", Restore…, Clone… and Delete… (each behind a dialog; Clone's is clone.js), and how the
+// last restore went, all through the public API (/stores/{id}/backups, /stores/{id}/restore,
+// /stores/{id}/restores, /stores/{id}/backup-schedule, POST /stores with from_backup). Backups have no
+// event stream, so while one is unfinished (or a restore, or a deletion) and the page is shown, the
+// panel reloads every few seconds; it also reloads (the schedule too, an annotation on the store) when
+// the store's own live update arrives (a restore changes its status).
 import { api } from './api.js';
+import { askClone } from './clone.js';
 import { $, el, setText, showError, announce } from './dom.js';
 import { dateTime, jobBadgeClass, sentence } from './format.js';
 
@@ -26,6 +29,11 @@ let notConfigured = false;
 // What a dialog is about: { backup, opener }.
 let restoring = null;
 let removing = null;
+// The store's schedule as `GET …/backup-schedule` last said (null: not known, or no backup target),
+// whether a change of it is on its way, and a ticket that makes an older answer lose to a newer one.
+let schedule = null;
+let scheduleSaving = false;
+let scheduleTicket = 0;
 
 const unfinishedBackup = (b) => b.state === 'Pending' || b.state === 'Running';
 const unfinishedRestore = (r) => r && r.state !== 'Succeeded' && r.state !== 'Failed';
@@ -37,6 +45,7 @@ const when = (b) => dateTime(b.created_at);
 export function initBackups(ctx) {
   ctxRef = ctx;
   $('backup-now').addEventListener('click', backUpNow);
+  $('backup-schedule').addEventListener('change', changeSchedule);
 
   const restoreDialog = $('restore-dialog');
   $('restore-cancel').addEventListener('click', () => restoreDialog.close('cancel'));
@@ -76,14 +85,19 @@ export function renderBackups(store) {
     lastRestore = null;
     loaded = false;
     deleting.clear();
+    schedule = null;
+    scheduleSaving = false;
     showError('backups-error', notConfigured ? NOT_CONFIGURED : null);
+    showError('backup-schedule-error', null);
     render();
     load();
+    loadSchedule();
     return;
   }
   if (store !== seenStore) {
     seenStore = store;
     load();
+    loadSchedule();
   }
   render();
 }
@@ -128,6 +142,7 @@ function render() {
   const restoreRuns = status === 'Restoring' || unfinishedRestore(lastRestore);
 
   $('backup-now').disabled = notConfigured || frozen || posting;
+  renderSchedule(status);
   setText('backups-note',
     notConfigured ? ''
       : status === 'Restoring' ? 'A restore runs: the shop is offline, and backups wait until it ends.'
@@ -169,6 +184,8 @@ function row(b, { status, frozen, restoreRuns }) {
     return node;
   };
   const canRestore = !notConfigured && status === 'Ready' && !restoreRuns;
+  // Cloning leaves this store alone, but like every button of the panel it waits while a restore runs.
+  const canClone = !notConfigured && !frozen && !restoreRuns;
   // One element per cell: at phone width a cell is a two-column grid (its label, then its content).
   return el('tr', { data: { backup: id, state: b.state } },
     el('td', { data: { label: 'Started' } }, el('div', {}, time, el('span', { class: 'detail mono' }, id))),
@@ -180,6 +197,7 @@ function row(b, { status, frozen, restoreRuns }) {
       b.message && b.state !== 'Succeeded' ? el('span', { class: 'detail', data: { role: 'message' } }, sentence(b.message)) : null)),
     el('td', { class: 'actions', data: { label: 'Actions' } }, el('div', {},
       b.state === 'Succeeded' ? button('restore', 'Restore', 'secondary', canRestore, askRestore) : null,
+      b.state === 'Succeeded' ? button('clone', 'Clone', 'secondary', canClone, askCloneOf) : null,
       button('delete', 'Delete', 'danger', !frozen && !restoreRuns, askDelete))),
   );
 }
@@ -249,6 +267,95 @@ async function confirmRestore() {
       error.offline ? error.detail : `Not restored: ${sentence(error.detail || error.title)}`);
   } finally {
     confirm.disabled = false;
+  }
+}
+
+/** The clone dialog (clone.js), the new store's name prefilled as "Copy of <name>". */
+function askCloneOf(backup, opener) {
+  const store = ctxRef.state.stores.get(shownId);
+  const name = store?.name ?? shownId;
+  const time = when(backup);
+  // Names are at most 64 characters (code points): a long one's copy is cut, not refused.
+  const copyName = Array.from(`Copy of ${name}`).slice(0, 64).join('').trim();
+  askClone({
+    backupId: backup.backup_id,
+    name: copyName,
+    title: `Clone the backup of ${time}?`,
+    text: `A new store is made from “${name}” as it was in its backup of ${time} (${backup.size ?? 'size unknown'}): ` +
+      'a copy of the shop with its own store id and its own address. ' +
+      `“${name}” itself is not changed. The new store shows Restoring until the copy is in.`,
+    confirmLabel: 'Create the copy',
+    verb: 'cloned',
+    opener,
+  });
+}
+
+async function loadSchedule() {
+  const id = shownId;
+  const ticket = ++scheduleTicket;
+  try {
+    const { body } = await api.backupSchedule(id);
+    if (ticket !== scheduleTicket || id !== shownId) return;
+    schedule = body;
+    render();
+  } catch (error) {
+    if (ticket !== scheduleTicket || id !== shownId || error.status === 401 || error.status === 404) return;
+    // No backup target: no schedule either; Back up now says why when it is pressed.
+    if (error.slug === 'backups-not-configured') {
+      schedule = null;
+      render();
+      return;
+    }
+    showError('backup-schedule-error', error.offline ? error.detail : `Cannot show the backup schedule: ${sentence(error.detail || error.title)}`);
+  }
+}
+
+function renderSchedule(status) {
+  $('backup-schedule-box').hidden = !schedule;
+  if (!schedule) return;
+  const select = $('backup-schedule');
+  select.querySelector('option[value="platform"]').textContent = `Platform default (${schedule.platform_schedule})`;
+  select.querySelector('option[value="hourly"]').textContent =
+    ctxRef.state.me?.role === 'admin' ? 'Hourly' : 'Hourly (admins only)';
+  // While a change is on its way the select shows the choice made; after it, what the API says.
+  if (!scheduleSaving) select.value = schedule.source === 'store' ? schedule.schedule : 'platform';
+  select.disabled = scheduleSaving || status === 'Deleting';
+  const next = $('backup-schedule-next');
+  next.dataset.nextAt = schedule.next_at ?? '';
+  next.textContent = schedule.next_at
+    ? `Next automatic backup: ${dateTime(schedule.next_at)}. Of the automatic backups, the newest of each of the last ` +
+      `${schedule.keep_daily} days and ${schedule.keep_weekly} weeks are kept.`
+    : 'Off: this store is not backed up on its own. Back up now still works.';
+}
+
+async function changeSchedule() {
+  const id = shownId;
+  const value = $('backup-schedule').value;
+  const ticket = ++scheduleTicket;
+  scheduleSaving = true;
+  showError('backup-schedule-error', null);
+  render();
+  try {
+    const { body } = await api.setBackupSchedule(id, value === 'platform' ? null : value);
+    if (id !== shownId) return;
+    if (ticket === scheduleTicket) schedule = body;
+    announce(body.next_at
+      ? `Automatic backups: ${body.schedule}. Next one ${dateTime(body.next_at)}.`
+      : 'Automatic backups are off.');
+  } catch (error) {
+    if (error.status === 401 || id !== shownId) return;
+    // The select goes back to what the store runs (render, below); the refusal says why.
+    showError('backup-schedule-error',
+      error.status === 404 ? 'This store no longer exists.'
+        : error.offline ? error.detail
+          : `Not changed: ${sentence(error.detail || error.title)}`);
+  } finally {
+    scheduleSaving = false;
+    if (id === shownId) {
+      render();
+      // Disabled while saving, the select lost focus: give it back, unless the user moved on.
+      if (document.activeElement === document.body) $('backup-schedule').focus();
+    }
   }
 }
 
