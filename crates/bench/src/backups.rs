@@ -83,14 +83,14 @@ fn claim(ns: &str, target: &Path) -> anyhow::Result<()> {
     let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "PersistentVolume",
          "metadata": {"name": format!("{ns}-backups"), "labels": {"storefleet.dev/test": "bench-backups"}},
-         "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteMany"],
+         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
                   "hostPath": {"path": target.to_str().context("target path")?, "type": "Directory"},
                   "claimRef": {"namespace": ns, "name": "storefleet-backups"}}},
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
          "metadata": {"name": "storefleet-backups", "namespace": ns},
          "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "",
-                  "volumeName": format!("{ns}-backups"), "resources": {"requests": {"storage": "10Gi"}}}}
+                  "volumeName": format!("{ns}-backups"), "resources": {"requests": {"storage": "1Gi"}}}}
     ]});
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), objects.to_string())?;
