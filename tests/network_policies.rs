@@ -5,6 +5,7 @@
 //! which `scripts/test` runs and exports as `STOREFLEET_NCA`), and its answer, every pair of endpoints
 //! with the connections allowed between them, is held against what the stores must and must not do.
 //! A deliberately widened policy must make the check fail.
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -23,6 +24,14 @@ const WORDPRESS_PORT: &str = "8080";
 /// excludes, so only the mail rule can open it.
 const RELAY_CIDR: &str = "10.99.0.0/24";
 const RELAY_PORT: &str = "587";
+/// The platform's S3 backup target (`--backup-s3-cidr`, its endpoint's port), on a private network
+/// too: only the backup target rule can open it, and only to the agent Jobs.
+const BACKUP_CIDR: &str = "10.0.5.0/24";
+const BACKUP_RANGE: &str = "10.0.5.0-10.0.5.255";
+const BACKUP_PORT: &str = "3900";
+/// The agent Jobs the control plane runs in a store namespace (backups/job.rs): a backup, a restore.
+const BACKUP_JOB: &str = "backup-20260101-000000-abcdef";
+const RESTORE_JOB: &str = "restore-20260101-000100-fedcba";
 
 /// One line of `nca --connectivity -o txt_no_fw_rules`: `src => dst : connections`, where an
 /// endpoint is `namespace/name[Kind]` or an address range.
@@ -51,6 +60,49 @@ impl Allowed {
 
     fn is_workload(endpoint: &str, namespace: &str, suffix: &str) -> bool {
         endpoint.starts_with(&format!("{namespace}/")) && endpoint.contains(suffix)
+    }
+
+    /// An address range endpoint (`10.0.0.0-10.0.4.255`) with an address of the backup target's.
+    fn overlaps_backup_target(endpoint: &str) -> bool {
+        let range = |text: &str| -> Option<(Ipv4Addr, Ipv4Addr)> {
+            let (from, to) = text.split_once('-')?;
+            Some((from.trim().parse().ok()?, to.trim().parse().ok()?))
+        };
+        let (target_from, target_to) = range(BACKUP_RANGE).expect("an IPv4 range");
+        range(endpoint).is_some_and(|(from, to)| from <= target_to && to >= target_from)
+    }
+
+    /// A backup or restore Job of the control plane's agent (named by its backup or restore id).
+    fn is_agent(endpoint: &str, namespace: &str) -> bool {
+        [BACKUP_JOB, RESTORE_JOB]
+            .iter()
+            .any(|job| endpoint == format!("{namespace}/{job}[Job]"))
+    }
+
+    /// Every destination port a group (`{protocols:…,dst_ports:53,3900}`) allows is one of `ports`
+    /// (a range such as `1-52`, or "All connections", is not).
+    fn ports_within(&self, ports: &[&str]) -> bool {
+        self.connections != "All connections"
+            && self.connections.contains("dst_ports")
+            && self
+                .connections
+                .split('}')
+                .filter_map(|g| g.split("dst_ports:").nth(1))
+                .flat_map(|list| list.split(','))
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .all(|p| ports.contains(&p))
+    }
+
+    /// Some group allows destination port `port`.
+    fn allows_port(&self, port: &str) -> bool {
+        self.connections == "All connections"
+            || self
+                .connections
+                .split('}')
+                .filter_map(|g| g.split("dst_ports:").nth(1))
+                .flat_map(|list| list.split(','))
+                .any(|p| p.trim() == port)
     }
 
     /// Every group (`{protocols:…,dst_ports:…}`) allows exactly these destination ports.
@@ -114,6 +166,47 @@ fn violations(allowed: &[Allowed]) -> Vec<String> {
                         "{who} reaches more of a store than WordPress's port: {a:?}"
                     ));
                 }
+            }
+        }
+    }
+    // 5. The backup target is the agent Jobs' alone: they reach it (on its port) and DNS outside
+    //    their namespace, nothing else; no other pod of a store reaches it.
+    for a in allowed {
+        for store in [STORE_A, STORE_B] {
+            let outside = Allowed::namespace(&a.dst) != Some(store);
+            if Allowed::is_agent(&a.src, store)
+                && outside
+                && !a.only_ports("53")
+                // The DNS rule names no address: the target's range gets port 53 too.
+                && !(a.dst == BACKUP_RANGE && a.ports_within(&["53", BACKUP_PORT]))
+            {
+                found.push(format!(
+                    "a backup Job of {store} reaches more than DNS and the backup target: {a:?}"
+                ));
+            }
+            if Allowed::namespace(&a.src) == Some(store)
+                && !Allowed::is_agent(&a.src, store)
+                && Allowed::overlaps_backup_target(&a.dst)
+                && a.allows_port(BACKUP_PORT)
+            {
+                found.push(format!(
+                    "{} of {store} reaches the backup target: {a:?}",
+                    a.src
+                ));
+            }
+        }
+    }
+    for store in [STORE_A, STORE_B] {
+        for job in [BACKUP_JOB, RESTORE_JOB] {
+            let src = format!("{store}/{job}[Job]");
+            let reaches = |dst_pred: &dyn Fn(&Allowed) -> bool| {
+                allowed.iter().any(|a| a.src == src && dst_pred(a))
+            };
+            if !reaches(&|a| a.dst == BACKUP_RANGE && a.allows_port(BACKUP_PORT)) {
+                found.push(format!("{src} cannot reach the backup target"));
+            }
+            if !reaches(&|a| Allowed::is_workload(&a.dst, store, "-mariadb[")) {
+                found.push(format!("{src} cannot reach its store's MariaDB"));
             }
         }
     }
@@ -221,6 +314,14 @@ fn render(cluster: &Cluster, scratch: &Path) -> PathBuf {
                     &format!("mail.relay.port={RELAY_PORT}"),
                     "--set",
                     "mail.from.address=shop@example.com",
+                ])
+                // An S3 backup target, as the controller passes it with `--backup-s3-cidr`
+                // (controller/release.rs).
+                .args([
+                    "--set",
+                    &format!("networkPolicy.backupTarget.cidrs={{{BACKUP_CIDR}}}"),
+                    "--set",
+                    &format!("networkPolicy.backupTarget.ports={{{BACKUP_PORT}}}"),
                 ]),
         );
         // The labels the controller gives a store namespace (controller/namespace.rs).
@@ -230,6 +331,13 @@ fn render(cluster: &Cluster, scratch: &Path) -> PathBuf {
             "app.kubernetes.io/managed-by": "storefleet",
             "pod-security.kubernetes.io/enforce": "restricted",
         });
+        // The agent Jobs the backup and restore controllers create in the namespace, with their
+        // pod labels (backups/job.rs).
+        let agents: Vec<String> = [BACKUP_JOB, RESTORE_JOB]
+            .iter()
+            .map(|job| serde_yaml::to_string(&agent_job(id, job)).unwrap())
+            .collect();
+        let manifest = format!("{manifest}\n---\n{}", agents.join("\n---\n"));
         write_namespaced(dir, &namespace(id, labels), &manifest);
     }
     let mut extra: Vec<Value> = vec![namespace(INGRESS, json!({}))];
@@ -249,6 +357,28 @@ fn render(cluster: &Cluster, scratch: &Path) -> PathBuf {
     }
     write_docs(&dir.join("cluster.yaml"), &extra);
     dir.clone()
+}
+
+/// A backup Job (`job` a backup id) or a restore Job (a restore id) with the pod labels the control
+/// plane gives them: managed-by, store id, `storefleet.dev/backup`, and on a restore
+/// `storefleet.dev/restore`.
+fn agent_job(store: &str, job: &str) -> Value {
+    let mut labels = json!({
+        "app.kubernetes.io/managed-by": "storefleet",
+        "storefleet.dev/store-id": store,
+        "storefleet.dev/backup": BACKUP_JOB,
+    });
+    if job.starts_with("restore-") {
+        labels["storefleet.dev/restore"] = json!(job);
+    }
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": job, "labels": labels},
+        "spec": {"backoffLimit": 0,
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"restartPolicy": "Never",
+                                       "containers": [{"name": "agent", "image": "mariadb"}]}}},
+    })
 }
 
 /// `helm template` leaves `metadata.namespace` to the install; the analyzer needs it on every object.
@@ -348,6 +478,17 @@ async fn a_widened_policy_is_caught() {
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                "metadata": {"name": "widened-egress", "namespace": STORE_A},
                "spec": {"podSelector": mariadb, "policyTypes": ["Egress"], "egress": [{}]}}),
+        // The backup target opened to every pod of store B, and all egress to store A's agents.
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "widened-backup-target", "namespace": STORE_B},
+               "spec": {"podSelector": {}, "policyTypes": ["Egress"],
+                        "egress": [{"to": [{"ipBlock": {"cidr": BACKUP_CIDR}}],
+                                    "ports": [{"port": 3900, "protocol": "TCP"}]}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "widened-agents", "namespace": STORE_A},
+               "spec": {"podSelector": {"matchExpressions": [
+                            {"key": "storefleet.dev/backup", "operator": "Exists"}]},
+                        "policyTypes": ["Egress"], "egress": [{}]}}),
     ];
     write_docs(&dir.join("widened.yaml"), &widened);
     let found = violations(&connectivity(&dir));
@@ -355,6 +496,8 @@ async fn a_widened_policy_is_caught() {
         format!("store {STORE_A} reaches store {STORE_B}"),
         format!("MariaDB of {STORE_B} is reached from outside its namespace"),
         format!("MariaDB of {STORE_A} reaches outside its namespace"),
+        format!("{STORE_B}/{STORE_B}-wordpress[Deployment] of {STORE_B} reaches the backup target"),
+        format!("a backup Job of {STORE_A} reaches more than DNS and the backup target"),
     ] {
         assert!(
             found.iter().any(|f| f.starts_with(&expected)),
@@ -381,4 +524,22 @@ fn lines_and_port_sets_parse() {
     let all = Allowed::parse("x/y[Pod] => x/z[Pod] : All connections").unwrap();
     assert!(!all.only_ports("53"));
     assert!(Allowed::parse("global: cluster has 10 unique endpoints").is_none());
+    let target = Allowed::parse(
+        "s/backup-x[Job] => 10.0.5.0-10.0.5.255 : {protocols:UDP,dst_ports:53},{protocols:TCP,dst_ports:53,3900}",
+    )
+    .unwrap();
+    assert!(target.ports_within(&["53", "3900"]));
+    assert!(!target.ports_within(&["53"]));
+    assert!(target.allows_port("3900"));
+    assert!(!target.allows_port("390"));
+    let wide =
+        Allowed::parse("s/x[Job] => 10.0.5.0-10.0.5.255 : {protocols:TCP,dst_ports:1-65535}")
+            .unwrap();
+    assert!(!wide.ports_within(&["53", "3900"]));
+    assert!(!all.ports_within(&["53"]));
+    assert!(all.allows_port("3900"));
+    assert!(Allowed::overlaps_backup_target("10.0.0.0-10.0.5.0"));
+    assert!(Allowed::overlaps_backup_target("0.0.0.0-255.255.255.255"));
+    assert!(!Allowed::overlaps_backup_target("10.0.6.0-10.255.255.255"));
+    assert!(!Allowed::overlaps_backup_target("store-aaaaaa/x[Pod]"));
 }

@@ -613,6 +613,84 @@ async fn only_the_controller_container_holds_the_controllers_token() {
     assert_ne!(api[0], "controller-token");
 }
 
+/// `backups.s3.cidrs` reaches the controller (which passes it to every store's release as the backup
+/// Jobs' way out), never the API; an endpoint given as an address needs none; one given by name, or
+/// AWS's, without them is refused at render time rather than by a controller that will not start.
+#[tokio::test]
+async fn backup_s3_ranges_reach_the_controller_and_a_named_endpoint_needs_them() {
+    let cluster = testkit::cluster().await;
+    let s3 = |extra: &[&str]| -> std::process::Output {
+        let mut cmd = template_cmd(&cluster, "sf", "platform", &[]);
+        cmd.args(OPT_IN).args([
+            "--set",
+            "backups.target=s3",
+            "--set",
+            "backups.s3.bucket=storefleet-backups",
+        ]);
+        cmd.args(extra);
+        cmd.output().expect("run helm")
+    };
+    let env_of = |out: &std::process::Output, name: &str| -> BTreeMap<String, Value> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let objects = parse_objects(&String::from_utf8_lossy(&out.stdout));
+        let pod = &find(&objects, "Deployment", "sf-storefleet")["spec"]["template"]["spec"];
+        env_map(container(pod, name))
+    };
+    let named = [
+        "--set",
+        "backups.s3.endpoint=https://s3.example.net",
+        "--set",
+        "backups.s3.cidrs={192.0.2.0/24,198.51.100.7/32}",
+    ];
+    let out = s3(&named);
+    assert_eq!(
+        env_of(&out, "controller")["STOREFLEET_BACKUP_S3_CIDR"],
+        "192.0.2.0/24,198.51.100.7/32"
+    );
+    assert!(!env_of(&out, "api").contains_key("STOREFLEET_BACKUP_S3_CIDR"));
+    // An address: the control plane takes its /32.
+    let out = s3(&["--set", "backups.s3.endpoint=http://10.0.5.20:3900"]);
+    assert!(!env_of(&out, "controller").contains_key("STOREFLEET_BACKUP_S3_CIDR"));
+    let out = s3(&["--set", "backups.s3.endpoint=http://[fd00::5]:3900"]);
+    assert!(!env_of(&out, "controller").contains_key("STOREFLEET_BACKUP_S3_CIDR"));
+    // A name, or AWS's endpoint, without ranges: refused, saying what to give.
+    for (extra, says) in [
+        (
+            &["--set", "backups.s3.endpoint=https://s3.example.net"][..],
+            "the endpoint \"https://s3.example.net\" is given by name",
+        ),
+        (
+            &[][..],
+            "AWS's endpoint (no backups.s3.endpoint) is given by name",
+        ),
+    ] {
+        let out = s3(extra);
+        assert!(!out.status.success(), "{extra:?} rendered without ranges");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("backups.s3.cidrs is required with backups.target=s3"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    // A filesystem target opens nothing: ranges left in the values are not passed on.
+    let mut cmd = template_cmd(&cluster, "sf", "platform", &[]);
+    cmd.args(OPT_IN).args([
+        "--set",
+        "backups.target=filesystem",
+        "--set",
+        "backups.filesystem.existingClaim=backups",
+        "--set",
+        "backups.s3.cidrs={10.0.0.0/8}",
+    ]);
+    let out = cmd.output().unwrap();
+    assert!(!env_of(&out, "controller").contains_key("STOREFLEET_BACKUP_S3_CIDR"));
+}
+
 /// On a cluster with ValidatingAdmissionPolicy the chart installs without the opt-in, and its policy
 /// names the controller (not the API), allows both store roles and requires the Pod Security label.
 #[tokio::test]

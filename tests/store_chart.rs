@@ -667,6 +667,177 @@ async fn without_a_relay_there_is_no_mail_setting_and_no_way_out() {
     }
 }
 
+// --- backups ------------------------------------------------------------------------------------
+
+/// What the control plane passes with an S3 backup target (`--backup-s3-cidr`, the endpoint's port).
+const BACKUP_TARGET_VALUES: [&str; 4] = [
+    "--set",
+    "networkPolicy.backupTarget.cidrs={10.0.5.0/24,192.0.2.7/32}",
+    "--set",
+    "networkPolicy.backupTarget.ports={3900}",
+];
+
+/// The pod labels of the control plane's agent Jobs (backups/job.rs): a backup's, and a restore's
+/// (which has `storefleet.dev/restore` too).
+fn agent_pod_labels(id: &str) -> [Value; 2] {
+    let backup = json!({
+        "app.kubernetes.io/managed-by": "storefleet",
+        "storefleet.dev/store-id": id,
+        "storefleet.dev/backup": "backup-20260101-000000-abcdef",
+    });
+    let mut restore = backup.clone();
+    restore["storefleet.dev/restore"] = json!("restore-20260101-000100-fedcba");
+    [backup, restore]
+}
+
+/// An S3 target opens exactly its ranges and port, to the backup and restore Jobs' pods only; every
+/// other policy stays as it was without it (WordPress's internet and mail rules among them).
+#[tokio::test]
+async fn an_s3_target_opens_exactly_its_ranges_to_the_backup_jobs_only() {
+    let cluster = testkit::cluster().await;
+    for values in VALUES_SETS {
+        let id = new_store_id();
+        let what = format!("values {values:?}, S3 target");
+        let with_mail = [&MAIL_VALUES[..], &BACKUP_TARGET_VALUES[..]].concat();
+        let objects = render(&cluster, &id, values, &with_mail);
+        check_network_policies(&objects, &what);
+        let policy = only_named(
+            &objects,
+            "NetworkPolicy",
+            &format!("{id}-allow-backup-target"),
+            &what,
+        );
+        assert_eq!(
+            policy["spec"],
+            json!({
+                "podSelector": {"matchExpressions": [
+                    {"key": "storefleet.dev/backup", "operator": "Exists"},
+                ]},
+                "policyTypes": ["Egress"],
+                "egress": [{
+                    "to": [
+                        {"ipBlock": {"cidr": "10.0.5.0/24"}},
+                        {"ipBlock": {"cidr": "192.0.2.7/32"}},
+                    ],
+                    "ports": [{"port": 3900, "protocol": "TCP"}],
+                }],
+            }),
+            "{what}"
+        );
+        let selector = &policy["spec"]["podSelector"];
+        for labels in agent_pod_labels(&id) {
+            assert!(selects(selector, &labels), "{what}: misses {labels}");
+        }
+        // None of the chart's own pods: WordPress, MariaDB, the setup Job, wp-cron.
+        for workload in objects.iter().filter(|o| pod_template(o).is_some()) {
+            let labels = &pod_template(workload).unwrap()["metadata"]["labels"];
+            assert!(
+                !selects(selector, labels),
+                "{what}: selects {} {}",
+                workload["kind"],
+                name(workload)
+            );
+        }
+        // Every other policy is the one rendered without a backup target.
+        let others = |objects: &[Value]| -> Vec<Value> {
+            objects
+                .iter()
+                .filter(|o| {
+                    o["kind"] == "NetworkPolicy" && !name(o).ends_with("-allow-backup-target")
+                })
+                .cloned()
+                .collect()
+        };
+        let without = render(&cluster, &id, values, &MAIL_VALUES);
+        assert!(
+            !without
+                .iter()
+                .any(|o| name(o).ends_with("-allow-backup-target")),
+            "{what}: a backup target rule without a target"
+        );
+        assert_eq!(others(&objects), others(&without), "{what}");
+        // No policy but this one lets an agent pod out of the namespace (DNS aside).
+        for other in others(&objects) {
+            let spec = &other["spec"];
+            let egress_out = spec["egress"].as_array().into_iter().flatten().any(|rule| {
+                rule["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p.get("ipBlock").is_some())
+            });
+            if egress_out {
+                for labels in agent_pod_labels(&id) {
+                    assert!(
+                        !selects(&spec["podSelector"], &labels),
+                        "{what}: {} lets an agent pod out",
+                        name(&other)
+                    );
+                }
+            }
+        }
+    }
+
+    // The real API server takes the policy.
+    let ns = StoreNamespace::create(&cluster).await;
+    let objects = render(
+        &cluster,
+        &ns.name,
+        Some("values-local.yaml"),
+        &[&BACKUP_TARGET_VALUES[..], &["--validate"]].concat(),
+    );
+    let policy = only_named(
+        &objects,
+        "NetworkPolicy",
+        &format!("{}-allow-backup-target", ns.name),
+        "validated",
+    );
+    let (resource, _) = kube::discovery::pinned_kind(&cluster.client, &gvk_of(policy))
+        .await
+        .unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), &ns.name, &resource);
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some("store-chart-test".into()),
+    };
+    api.create(&params, &serde_json::from_value(policy.clone()).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("the backup target policy rejected by the API server: {e}"));
+}
+
+/// Off by default (a filesystem target needs nothing), with network policies off nothing at all, and
+/// ranges without a port are refused rather than rendered as "every port".
+#[tokio::test]
+async fn without_an_s3_target_backup_jobs_have_no_way_out() {
+    let cluster = testkit::cluster().await;
+    for values in VALUES_SETS {
+        let objects = render(&cluster, &new_store_id(), values, &[]);
+        assert!(
+            !objects
+                .iter()
+                .any(|o| name(o).ends_with("-allow-backup-target")),
+            "values {values:?}: a backup target rule by default"
+        );
+        let text = serde_json::to_string(&objects).unwrap();
+        assert!(!text.contains("storefleet.dev/backup"), "values {values:?}");
+    }
+    let mut off = BACKUP_TARGET_VALUES.to_vec();
+    off.extend(["--set", "networkPolicy.enabled=false"]);
+    let objects = render(&cluster, &new_store_id(), Some("values-local.yaml"), &off);
+    assert!(!objects.iter().any(|o| o["kind"] == "NetworkPolicy"));
+    let mut cmd = cluster.helm();
+    cmd.args(["template", "store-abcdef"])
+        .arg(chart_dir())
+        .args(&BACKUP_TARGET_VALUES[..2]);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "ranges without ports rendered");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("networkPolicy.backupTarget.ports is required"),
+        "{stderr}"
+    );
+}
+
 // --- install, upgrade, quota, uninstall --------------------------------------------------------
 
 #[tokio::test]

@@ -243,6 +243,28 @@ replaces the platform's whole (a merge could only add to it).
 {{- toYaml $values -}}
 {{- end -}}
 
+{{/*
+With backups.target=s3: the S3 endpoint's address ranges, comma-separated, for the controller's
+STOREFLEET_BACKUP_S3_CIDR (every store's NetworkPolicy opens them to its backup and restore Jobs).
+Empty: the endpoint is an IP address, which the control plane takes as its own range. An endpoint given
+by name (or AWS's, with no endpoint) needs them: refused here already, rather than by a controller
+that will not start.
+*/}}
+{{- define "storefleet.backupS3Cidrs" -}}
+{{- $s3 := .Values.backups.s3 -}}
+{{- if eq .Values.backups.target "s3" -}}
+{{- if $s3.cidrs -}}
+{{- join "," $s3.cidrs -}}
+{{- else -}}
+{{- $host := regexReplaceAll ":[0-9]+$" (urlParse ($s3.endpoint | default "")).host "" -}}
+{{- if not (or (regexMatch "^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$" $host) (hasPrefix "[" $host)) -}}
+{{- $what := ternary (printf "the endpoint %q is given by name" $s3.endpoint) "AWS's endpoint (no backups.s3.endpoint) is given by name" (ne $s3.endpoint "") -}}
+{{- fail (printf "backups.s3.cidrs is required with backups.target=s3: %s. Give the addresses it resolves to: every store's NetworkPolicy opens them to its backup and restore Jobs (docs/backups.md); [\"0.0.0.0/0\"] opens every address on the endpoint's port" $what) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Where backups go (docs/backups.md): the same for both containers; nothing secret. */}}
 {{- define "storefleet.backupEnv" -}}
 {{- $b := .Values.backups -}}

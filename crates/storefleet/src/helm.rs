@@ -56,9 +56,22 @@ pub struct StoreValues {
     /// The SMTP relay (no password: that is in a Secret the values name); absent without a relay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mail: Option<crate::mail::StoreMailValues>,
+    /// What the platform adds to the store's NetworkPolicies: the S3 endpoint its backup and
+    /// restore Jobs reach; absent without an S3 target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyValues>,
     /// The store's size plan: `wordpress`, `mariadb` (resources, volume size) and `quota.hard`.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::plans::PlanValues>,
+}
+
+/// The store chart's `networkPolicy` as the control plane sets it (merged into the environment
+/// file's, which holds the rest).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicyValues {
+    /// Egress from backup and restore Jobs to the S3 endpoint (`<release>-allow-backup-target`).
+    pub backup_target: crate::backups::settings::BackupTargetValues,
 }
 
 /// A release as `helm list` with every state flag sees it.
@@ -508,6 +521,7 @@ mod tests {
             site_url: "http://store-000001.localhost".into(),
             domains: Vec::new(),
             mail: None,
+            network_policy: None,
             plan: None,
         };
         let file = write_values_file(&values).unwrap();
@@ -517,5 +531,34 @@ mod tests {
         assert_eq!(back["storeId"].as_str().unwrap(), "store-000001");
         // No relay, no `mail` key: the chart's defaults (no mail settings) apply.
         assert!(back.get("mail").is_none());
+        // No S3 target, no `networkPolicy` key: the environment file's policies stand as they are.
+        assert!(back.get("networkPolicy").is_none());
+    }
+
+    #[test]
+    fn an_s3_target_is_the_backup_jobs_way_out() {
+        let egress = crate::backups::settings::JobEgress {
+            cidrs: vec![crate::cidr::Cidr::parse("10.0.5.0/24").unwrap()],
+            port: 3900,
+        };
+        let values = StoreValues {
+            store_id: "store-000001".into(),
+            host: "store-000001.localhost".into(),
+            site_title: "Shop".into(),
+            site_url: "http://store-000001.localhost".into(),
+            domains: Vec::new(),
+            mail: None,
+            network_policy: Some(NetworkPolicyValues {
+                backup_target: egress.values(),
+            }),
+            plan: None,
+        };
+        let back: serde_yaml::Value =
+            serde_yaml::from_str(&serde_yaml::to_string(&values).unwrap()).unwrap();
+        let target = &back["networkPolicy"]["backupTarget"];
+        assert_eq!(target["cidrs"][0].as_str(), Some("10.0.5.0/24"));
+        assert_eq!(target["ports"][0].as_u64(), Some(3900));
+        // Only what the control plane sets: the rest of `networkPolicy` comes from the env file.
+        assert_eq!(back["networkPolicy"].as_mapping().unwrap().len(), 1);
     }
 }

@@ -10,12 +10,14 @@
 //! - [`domains`]: a store's own domains (claims, state, certificates)
 //! - [`rollouts`]: fleet rollouts (a new target to every store, in gated waves, with rollback)
 //! - [`mail`]: the platform's SMTP relay, which every store sends through
+//! - [`cidr`]: address ranges for the store chart's egress policies (the relay's, the S3 endpoint's)
 //! - [`storefront`]: the storefront check (`GET /stores/{id}/health`): does the shop answer?
 //! - [`dependencies`]: the CRD, the watch and the database as this process last saw them (`/readyz`)
 //! - [`leadership`]: which replica runs the controllers (a Lease), and the gate they run behind
 //! - [`cli`], [`config`], [`server`], [`telemetry`], [`metrics`]: wiring
 pub mod api;
 pub mod backups;
+pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod controller;

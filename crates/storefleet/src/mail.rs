@@ -10,6 +10,8 @@ use std::path::Path;
 use anyhow::{Context, bail, ensure};
 use serde::Serialize;
 
+use crate::cidr::Cidr;
+
 /// The relay's host name or IP address (what PHPMailer connects to, and checks a certificate against).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmtpHost(String);
@@ -52,63 +54,6 @@ impl SmtpTls {
             SmtpTls::Starttls => "starttls",
             SmtpTls::Tls => "tls",
         }
-    }
-}
-
-/// An address range NetworkPolicy can name (`ipBlock.cidr`): the relay's address(es). Kept as the
-/// network address, so `192.0.2.7/24` and `192.0.2.0/24` are the same range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RelayCidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl RelayCidr {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let bad =
-            || format!("{raw:?} is not a CIDR (`192.0.2.10/32`, `10.20.0.0/16`, `2001:db8::/64`)");
-        let (addr, prefix) = raw.trim().split_once('/').ok_or_else(bad)?;
-        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        let bits = if addr.is_ipv4() { 32 } else { 128 };
-        if prefix > bits {
-            return Err(bad());
-        }
-        Ok(Self {
-            network: mask(addr, prefix),
-            prefix,
-        })
-    }
-
-    /// Exactly one address.
-    pub fn host(ip: IpAddr) -> Self {
-        Self {
-            network: ip,
-            prefix: if ip.is_ipv4() { 32 } else { 128 },
-        }
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network
-    }
-}
-
-fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let keep = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(v4) & keep).into())
-        }
-        IpAddr::V6(v6) => {
-            let keep = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((u128::from(v6) & keep).into())
-        }
-    }
-}
-
-impl fmt::Display for RelayCidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
     }
 }
 
@@ -181,7 +126,7 @@ pub struct MailRelay {
     pub port: u16,
     pub tls: SmtpTls,
     /// What the store's egress NetworkPolicy opens (with `port`).
-    pub cidr: RelayCidr,
+    pub cidr: Cidr,
     pub from: EmailAddress,
     /// `None`: each store's own title.
     pub from_name: Option<FromName>,
@@ -222,7 +167,7 @@ impl MailRelay {
         let cidr = match (flags.cidr, host.ip()) {
             (Some(raw), ip) => {
                 let cidr =
-                    RelayCidr::parse(&raw).map_err(|e| anyhow::anyhow!("--smtp-relay-cidr {e}"))?;
+                    Cidr::parse(&raw).map_err(|e| anyhow::anyhow!("--smtp-relay-cidr {e}"))?;
                 if let Some(ip) = ip {
                     ensure!(
                         cidr.contains(ip),
@@ -231,7 +176,7 @@ impl MailRelay {
                 }
                 cidr
             }
-            (None, Some(ip)) => RelayCidr::host(ip),
+            (None, Some(ip)) => Cidr::host(ip),
             (None, None) => bail!(
                 "--smtp-host {} is a name: give the addresses it resolves to with --smtp-relay-cidr \
                  (the stores' NetworkPolicy opens exactly that range and port)",
@@ -370,21 +315,11 @@ mod tests {
     }
 
     #[test]
-    fn hosts_addresses_and_ranges() {
+    fn hosts_and_addresses() {
         assert!(SmtpHost::parse("smtp.eu.mailgun.org").is_ok());
         assert!(SmtpHost::parse("10.1.2.3").is_ok());
         assert!(SmtpHost::parse("smtp example").is_err());
         assert!(SmtpHost::parse("smtp.example.com:587").is_err());
-        assert_eq!(
-            RelayCidr::parse("192.0.2.7/24").unwrap().to_string(),
-            "192.0.2.0/24"
-        );
-        assert!(RelayCidr::parse("192.0.2.7").is_err());
-        assert!(RelayCidr::parse("192.0.2.7/33").is_err());
-        assert!(RelayCidr::parse("2001:db8::1/64").is_ok());
-        let cidr = RelayCidr::parse("10.20.0.0/16").unwrap();
-        assert!(cidr.contains("10.20.3.4".parse().unwrap()));
-        assert!(!cidr.contains("10.21.0.1".parse().unwrap()));
         assert!(EmailAddress::parse("no-reply@stores.example.com").is_ok());
         for bad in [
             "no-reply",

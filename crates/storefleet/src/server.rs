@@ -295,6 +295,7 @@ fn controller_term(
             store_access: config.store_access.clone(),
             workload_watch: config.workload_watch,
             mail: config.mail.clone(),
+            backup_egress: config.backups.as_ref().and_then(|b| b.egress.clone()),
             plans: config.plans.clone(),
         },
     ));

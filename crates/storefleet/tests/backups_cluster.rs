@@ -7,6 +7,9 @@
 //! To see the other outcomes, this test writes backups on the target itself with the archive's
 //! writer, under the ids it then asks for (standing in for the agent, which
 //! `tests/backups_agent.rs` runs for real against MariaDB).
+//!
+//! With an S3 target, `--backup-s3-cidr` and the endpoint's port reach each store's release as the
+//! NetworkPolicy that lets exactly the backup Jobs out to the endpoint.
 mod support;
 
 use std::time::Duration;
@@ -14,8 +17,10 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::SelectorExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use storefleet::backups::controller::NO_MANIFEST;
@@ -147,6 +152,15 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
         .to_owned();
     server.wait_phase(&store, "Ready", READY_TIMEOUT).await;
     let jobs = Api::<Job>::namespaced(client.clone(), &store);
+    // A filesystem target's Jobs mount a claim: no way out of the namespace is opened for them.
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &store);
+    assert!(
+        policies
+            .get_opt(&format!("{store}-allow-backup-target"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Without the target's claim in the store's namespace: said at once, not a Job stuck Pending.
     let unclaimed = new_backup_id();
@@ -380,6 +394,134 @@ async fn backups_run_as_jobs_and_are_judged_by_their_manifest() {
         "the good backup's data is gone"
     );
     assert!(!target.join(&store).join(altered.as_str()).exists());
+}
+
+/// With an S3 target, the control plane opens the endpoint to each store's backup and restore Jobs:
+/// `--backup-s3-cidr` and the endpoint URL's port reach the store's release as
+/// `networkPolicy.backupTarget`, the release has the policy, and it selects the Job the backup
+/// controller then makes (and no pod of the store chart's own). The endpoint answers nothing here:
+/// the Job is made before the target is asked anything.
+#[tokio::test]
+async fn an_s3_targets_addresses_reach_each_release_as_the_backup_jobs_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "7f".repeat(32)).unwrap();
+    let server = Server::start(
+        "backups-s3",
+        Options {
+            extra_args: [
+                "--backup-s3-bucket",
+                "storefleet-backups",
+                "--backup-s3-endpoint",
+                "http://127.0.0.1:9",
+                "--backup-s3-allow-http",
+                "--backup-s3-path-style",
+                // Wider than the endpoint's /32, and a second range: given ranges are passed as given.
+                "--backup-s3-cidr",
+                "127.0.0.0/8,192.0.2.7/32",
+                "--backup-schedule",
+                "off",
+                "--backup-key-file",
+                dir.path().join("key").to_str().unwrap(),
+                "--backup-agent-image",
+                AGENT_IMAGE,
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let _leftovers = Leftovers::of(&server);
+    let client = server.cluster.client.clone();
+    let r = server.create(json!({ "name": "Backed up to S3" })).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let store = r.json::<Value>().await.unwrap()["store_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.wait_phase(&store, "Ready", READY_TIMEOUT).await;
+
+    // The release's values: the ranges as given, the endpoint URL's port.
+    let values = testkit::run_ok(
+        server
+            .cluster
+            .helm()
+            .args(["get", "values", "--all", "-o", "json", &store, "-n", &store]),
+    );
+    let values: Value = serde_json::from_str(&values).unwrap();
+    assert_eq!(
+        values["networkPolicy"]["backupTarget"],
+        json!({"cidrs": ["127.0.0.0/8", "192.0.2.7/32"], "ports": [9]})
+    );
+    // Merged into the environment file's policies, not replacing them.
+    assert_eq!(values["networkPolicy"]["enabled"], true);
+    assert!(values["networkPolicy"]["internetEgress"]["enabled"].is_boolean());
+
+    // The policy, as the API server holds it.
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), &store)
+        .get(&format!("{store}-allow-backup-target"))
+        .await
+        .unwrap();
+    let spec = serde_json::to_value(policy.spec.unwrap()).unwrap();
+    assert_eq!(spec["policyTypes"], json!(["Egress"]));
+    assert_eq!(
+        spec["egress"],
+        json!([{
+            "to": [{"ipBlock": {"cidr": "127.0.0.0/8"}}, {"ipBlock": {"cidr": "192.0.2.7/32"}}],
+            "ports": [{"port": 9, "protocol": "TCP"}],
+        }])
+    );
+    let selector: kube::core::Selector = serde_json::from_value::<
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    >(spec["podSelector"].clone())
+    .unwrap()
+    .try_into()
+    .unwrap();
+
+    // The backup Job the controller makes is what it selects; the chart's own pods are not.
+    let backup = new_backup_id();
+    ask(&server, &store, &backup).await;
+    let jobs = Api::<Job>::namespaced(client.clone(), &store);
+    let job = testkit::wait_for("the backup Job made", JUDGED, || async {
+        jobs.get_opt(backup.as_str()).await.unwrap()
+    })
+    .await;
+    let template = job.spec.unwrap().template;
+    let pod_labels = template.metadata.unwrap().labels.unwrap();
+    assert!(selector.matches(&pod_labels), "{pod_labels:?}");
+    // And the endpoint it connects to is the one the policy opens.
+    let endpoint = template.spec.unwrap().containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "STOREFLEET_BACKUP_S3_ENDPOINT")
+        .and_then(|e| e.value.clone());
+    assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:9"));
+    let deployments =
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &store);
+    for d in deployments.list(&Default::default()).await.unwrap() {
+        let labels = d.spec.template.metadata.unwrap().labels.unwrap();
+        assert!(!selector.matches(&labels), "selects {labels:?}");
+    }
+    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), &store);
+    for s in statefulsets.list(&Default::default()).await.unwrap() {
+        let labels = s.spec.template.metadata.unwrap().labels.unwrap();
+        assert!(!selector.matches(&labels), "selects {labels:?}");
+    }
+
+    // The target never answers, so the backup's finalizer could not delete its data: let it go.
+    let backups = Api::<StoreBackup>::all(client.clone());
+    backups
+        .patch(
+            backup.as_str(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    let _ = backups
+        .delete(backup.as_str(), &DeleteParams::default())
+        .await;
 }
 
 #[tokio::test]

@@ -432,3 +432,78 @@ pub fn secret(store: &StoreId, settings: &BackupSettings) -> Secret {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backups::settings::{BackupArgs, PlatformBackupArgs};
+
+    /// Every agent Job's pod, a backup's and a restore's alike, carries `storefleet.dev/backup`: the
+    /// key the store chart's `<release>-allow-backup-target` selects on (with `Exists`), so an S3
+    /// target is reachable from each of them. WordPress's pods never carry it.
+    #[test]
+    fn every_agent_pod_has_the_label_the_backup_target_policy_selects() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "7f".repeat(32)).unwrap();
+        let platform = PlatformBackupArgs {
+            target: BackupArgs {
+                backup_dir: Some(dir.path().join("backups")),
+                backup_key_file: Some(dir.path().join("key")),
+                ..Default::default()
+            },
+            backup_agent_image: Some("registry.example/storefleet:test".into()),
+            backup_job_claim: "storefleet-backups".into(),
+            ..Default::default()
+        }
+        .platform()
+        .unwrap()
+        .unwrap();
+        let store = StoreId::parse("store-00aa11").unwrap();
+        let backup = BackupId::parse("backup-20260101-000000-abcdef").unwrap();
+        let params = JobParams {
+            store: &store,
+            backup: &backup,
+            platform: &platform,
+            chart_version: "0.1.0",
+            owner: OwnerReference::default(),
+            source: None,
+        };
+        let wordpress_labels = BTreeMap::from([(
+            "app.kubernetes.io/component".to_owned(),
+            "wordpress".to_owned(),
+        )]);
+        let workload = StoreWorkload {
+            mariadb_image: "mariadb:11".into(),
+            db_env: Vec::new(),
+            wordpress_claim: "store-00aa11-wordpress".into(),
+            wordpress_labels: wordpress_labels.clone(),
+            security: None,
+        };
+        let pod_labels = |j: Job| j.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+        for (what, labels) in [
+            ("backup", pod_labels(backup_job(&params, &workload))),
+            (
+                "restore",
+                pod_labels(restore_job(
+                    &params,
+                    &workload,
+                    "restore-20260101-000000-abcdef",
+                )),
+            ),
+        ] {
+            assert_eq!(
+                labels.get(LABEL_BACKUP).map(String::as_str),
+                Some(backup.as_str()),
+                "{what}: {labels:?}"
+            );
+        }
+        assert!(!wordpress_labels.contains_key(LABEL_BACKUP));
+        let policy = include_str!("../../../../charts/store/templates/networkpolicy.yaml");
+        assert!(
+            policy.contains(&format!(
+                "      - key: {LABEL_BACKUP}\n        operator: Exists\n"
+            )),
+            "the store chart's backup target policy no longer selects on {LABEL_BACKUP}"
+        );
+    }
+}

@@ -8,10 +8,12 @@
 //! `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, which `object_store` reads itself.
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use clap::Args;
+use serde::Serialize;
 
 use super::{BackupStore, PlatformKey, S3Credentials, S3Target, Target};
+use crate::cidr::Cidr;
 
 /// The environment variable holding the platform key itself (a Secret's key, as `env.valueFrom`).
 pub const KEY_ENV: &str = "STOREFLEET_BACKUP_KEY";
@@ -105,6 +107,17 @@ pub struct PlatformBackupArgs {
         default_value = "storefleet-backups"
     )]
     pub backup_job_claim: String,
+    /// With --backup-s3-bucket: the S3 endpoint's addresses, comma-separated CIDRs
+    /// (`10.0.5.20/32,192.0.2.0/24`). Each store's NetworkPolicy opens exactly these, on the
+    /// endpoint's port, to its backup and restore Jobs. Unset: the endpoint's own address when it is
+    /// given as one; an endpoint given by name (or AWS's, without --backup-s3-endpoint) needs them.
+    #[arg(
+        long,
+        env = "STOREFLEET_BACKUP_S3_CIDR",
+        value_delimiter = ',',
+        value_parser = Cidr::parse
+    )]
+    pub backup_s3_cidr: Vec<Cidr>,
     /// Every store's backup schedule unless it chose its own (`off`, `hourly`, `daily`, `weekly`;
     /// each store at its own minute of the period).
     #[arg(
@@ -152,6 +165,108 @@ pub struct PlatformBackups {
     pub settings: BackupSettings,
     pub agent_image: String,
     pub job_target: JobTarget,
+    /// Where the Jobs connect to with an S3 target, which each store's NetworkPolicy opens to them;
+    /// `None` with a filesystem target (a claim in the namespace: nothing leaves it).
+    pub egress: Option<JobEgress>,
+}
+
+/// The S3 endpoint as the store namespaces' NetworkPolicy names it: its address ranges and its TCP
+/// port. The store chart gets it as `networkPolicy.backupTarget` and opens exactly this to the pods
+/// labelled `storefleet.dev/backup` (every backup and restore Job's), in a policy of its own
+/// (`<release>-allow-backup-target`): the internet policy is WordPress's, and excludes private ranges,
+/// where an S3 server of the platform's often sits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobEgress {
+    pub cidrs: Vec<Cidr>,
+    pub port: u16,
+}
+
+impl JobEgress {
+    /// From the target and `--backup-s3-cidr`. NetworkPolicy names addresses, not host names: an
+    /// endpoint given as an IP address is its own range; one given by name needs its ranges (resolving
+    /// it here would freeze whatever DNS said at start, and hide a provider's change). The port is the
+    /// endpoint URL's, else its scheme's (443, 80); AWS's own endpoint (no `--backup-s3-endpoint`) is
+    /// HTTPS on 443.
+    pub fn of(target: &Target, cidrs: &[Cidr]) -> anyhow::Result<Option<Self>> {
+        let s3 = match target {
+            Target::S3(s3) => s3,
+            Target::Filesystem { .. } => {
+                ensure!(
+                    cidrs.is_empty(),
+                    "--backup-s3-cidr goes with --backup-s3-bucket: a filesystem target's Jobs mount a \
+                     claim and need no egress"
+                );
+                return Ok(None);
+            }
+        };
+        let (host, ip, port) = match &s3.endpoint {
+            Some(raw) => {
+                let bad = || {
+                    anyhow::anyhow!(
+                        "--backup-s3-endpoint {raw:?} is not an http or https URL (`https://s3.example.net`)"
+                    )
+                };
+                let url = reqwest::Url::parse(raw.trim()).map_err(|_| bad())?;
+                ensure!(matches!(url.scheme(), "http" | "https"), bad());
+                let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+                // An IPv6 address is written in brackets (`http://[fd00::5]:3900`).
+                let ip = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .ok();
+                (
+                    host.to_owned(),
+                    ip,
+                    url.port_or_known_default().ok_or_else(bad)?,
+                )
+            }
+            None => (format!("AWS's S3 endpoint for {}", s3.region), None, 443),
+        };
+        let cidrs = match (cidrs, ip) {
+            ([], Some(ip)) => vec![Cidr::host(ip)],
+            ([], None) => bail!(
+                "--backup-s3-endpoint {host} is a name: give the addresses it resolves to with \
+                 --backup-s3-cidr (STOREFLEET_BACKUP_S3_CIDR; comma-separated CIDRs; the platform \
+                 chart's backups.s3.cidrs). Each store's NetworkPolicy opens exactly those, on port \
+                 {port}, to its backup and restore Jobs; 0.0.0.0/0 opens every address on that port"
+            ),
+            (given, Some(ip)) => {
+                ensure!(
+                    given.iter().any(|c| c.contains(ip)),
+                    "--backup-s3-cidr {} does not contain the endpoint's address {ip}",
+                    list(given)
+                );
+                given.to_vec()
+            }
+            (given, None) => given.to_vec(),
+        };
+        Ok(Some(Self { cidrs, port }))
+    }
+
+    /// What the store chart gets under `networkPolicy.backupTarget`.
+    pub fn values(&self) -> BackupTargetValues {
+        BackupTargetValues {
+            cidrs: self.cidrs.iter().map(Cidr::to_string).collect(),
+            ports: vec![self.port],
+        }
+    }
+}
+
+fn list(cidrs: &[Cidr]) -> String {
+    cidrs
+        .iter()
+        .map(Cidr::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The store chart's `networkPolicy.backupTarget`: egress from backup and restore Jobs to these
+/// ranges on these TCP ports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BackupTargetValues {
+    pub cidrs: Vec<String>,
+    pub ports: Vec<u16>,
 }
 
 impl PlatformBackupArgs {
@@ -170,9 +285,14 @@ impl PlatformBackupArgs {
     /// `None` without a target: the platform then offers no backups (and says so).
     pub fn platform(self) -> anyhow::Result<Option<PlatformBackups>> {
         if !self.target.configured() {
+            ensure!(
+                self.backup_s3_cidr.is_empty(),
+                "--backup-s3-cidr goes with --backup-s3-bucket"
+            );
             return Ok(None);
         }
         let settings = self.target.settings()?;
+        let egress = JobEgress::of(&settings.target, &self.backup_s3_cidr)?;
         let agent_image = self.backup_agent_image.context(
             "--backup-agent-image (STOREFLEET_BACKUP_AGENT_IMAGE) is required with a backup target",
         )?;
@@ -180,6 +300,7 @@ impl PlatformBackupArgs {
             settings,
             agent_image,
             job_target: JobTarget::Claim(self.backup_job_claim),
+            egress,
         }))
     }
 }
@@ -255,5 +376,133 @@ impl BackupArgs {
             key_text,
             s3_credentials,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(endpoint: Option<&str>) -> Target {
+        Target::S3(S3Target {
+            endpoint: endpoint.map(String::from),
+            bucket: "storefleet-backups".into(),
+            region: "eu-central-1".into(),
+            path_style: true,
+            allow_http: true,
+            credentials: None,
+        })
+    }
+
+    fn cidrs(raw: &[&str]) -> Vec<Cidr> {
+        raw.iter().map(|c| Cidr::parse(c).unwrap()).collect()
+    }
+
+    fn egress(endpoint: Option<&str>, given: &[&str]) -> anyhow::Result<Option<JobEgress>> {
+        JobEgress::of(&s3(endpoint), &cidrs(given))
+    }
+
+    #[test]
+    fn an_endpoint_given_as_an_address_is_its_own_range_on_its_port() {
+        let e = egress(Some("http://10.0.5.20:3900"), &[]).unwrap().unwrap();
+        assert_eq!(e.cidrs, cidrs(&["10.0.5.20/32"]));
+        assert_eq!(e.port, 3900);
+        assert_eq!(
+            e.values(),
+            BackupTargetValues {
+                cidrs: vec!["10.0.5.20/32".into()],
+                ports: vec![3900],
+            }
+        );
+        let v6 = egress(Some("https://[fd00::5]"), &[]).unwrap().unwrap();
+        assert_eq!(v6.cidrs, cidrs(&["fd00::5/128"]));
+        assert_eq!(v6.port, 443);
+        // Given ranges replace the /32, and must hold the address.
+        let wider = egress(Some("http://10.0.5.20"), &["10.0.5.0/24", "10.0.6.0/24"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(wider.cidrs, cidrs(&["10.0.5.0/24", "10.0.6.0/24"]));
+        assert_eq!(wider.port, 80);
+        let outside = egress(Some("http://10.0.5.20:3900"), &["10.9.0.0/16"]).unwrap_err();
+        assert!(
+            outside
+                .to_string()
+                .contains("does not contain the endpoint's address 10.0.5.20"),
+            "{outside}"
+        );
+    }
+
+    #[test]
+    fn a_named_endpoint_needs_its_ranges_and_says_where_they_go() {
+        let named = egress(Some("https://s3.example.net"), &[]).unwrap_err();
+        let text = named.to_string();
+        for said in [
+            "s3.example.net is a name",
+            "--backup-s3-cidr",
+            "STOREFLEET_BACKUP_S3_CIDR",
+            "backups.s3.cidrs",
+            "port 443",
+        ] {
+            assert!(text.contains(said), "{said}: {text}");
+        }
+        let e = egress(
+            Some("https://s3.example.net:8443"),
+            &["192.0.2.0/24", "198.51.100.7/32"],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(e.cidrs, cidrs(&["192.0.2.0/24", "198.51.100.7/32"]));
+        assert_eq!(e.port, 8443);
+        // AWS's own endpoint: a name too, HTTPS.
+        let aws = egress(None, &[]).unwrap_err();
+        assert!(
+            aws.to_string()
+                .contains("AWS's S3 endpoint for eu-central-1"),
+            "{aws}"
+        );
+        assert_eq!(egress(None, &["52.219.0.0/16"]).unwrap().unwrap().port, 443);
+        for bad in ["s3.example.net", "ftp://s3.example.net", "https://"] {
+            let e = egress(Some(bad), &["192.0.2.0/24"]).unwrap_err();
+            assert!(
+                e.to_string().contains("is not an http or https URL"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn ranges_go_with_an_s3_target_only() {
+        let fs = Target::Filesystem {
+            root: "/backups".into(),
+        };
+        assert_eq!(JobEgress::of(&fs, &[]).unwrap(), None);
+        assert!(JobEgress::of(&fs, &cidrs(&["10.0.0.0/8"])).is_err());
+        let stray = PlatformBackupArgs {
+            backup_s3_cidr: cidrs(&["10.0.0.0/8"]),
+            ..Default::default()
+        };
+        let e = stray.platform().unwrap_err();
+        assert!(e.to_string().contains("--backup-s3-bucket"), "{e}");
+    }
+
+    #[test]
+    fn the_flag_takes_comma_separated_ranges() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            backups: PlatformBackupArgs,
+        }
+        use clap::Parser;
+        let cli =
+            Cli::try_parse_from(["serve", "--backup-s3-cidr", "10.0.5.0/24,192.0.2.7/32"]).unwrap();
+        assert_eq!(
+            cli.backups.backup_s3_cidr,
+            cidrs(&["10.0.5.0/24", "192.0.2.7/32"])
+        );
+        let bad = Cli::try_parse_from(["serve", "--backup-s3-cidr", "s3.example.net"]).err();
+        assert!(
+            bad.is_some_and(|e| e.to_string().contains("is not a CIDR")),
+            "a host name taken for a range"
+        );
     }
 }

@@ -32,6 +32,7 @@ use tracing::Instrument;
 use events::EventPublisher;
 pub use events::EventType;
 
+use crate::backups::settings::JobEgress;
 use crate::config::{StoreAccess, StoreUrls, WorkloadWatch};
 use crate::crd::{DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_STORE_ID, Store};
 use crate::helm::Helm;
@@ -71,6 +72,7 @@ pub struct Settings {
     pub store_access: Option<StoreAccess>,
     pub workload_watch: WorkloadWatch,
     pub mail: Option<MailRelay>,
+    pub backup_egress: Option<JobEgress>,
     pub plans: Arc<PlanTable>,
 }
 
@@ -89,6 +91,9 @@ pub struct Context {
     pub workload_watch: WorkloadWatch,
     /// The SMTP relay every store gets at its next install; `None`: stores send no mail.
     pub mail: Option<MailRelay>,
+    /// With an S3 backup target: where backup and restore Jobs connect, which every store's
+    /// NetworkPolicy opens to them at its next install; `None`: nothing to open.
+    pub backup_egress: Option<JobEgress>,
     /// The size plans: what a store's `spec.plan` means in chart values.
     pub plans: Arc<PlanTable>,
     pub metrics: Arc<Metrics>,
@@ -111,6 +116,7 @@ impl Context {
             store_access,
             workload_watch,
             mail,
+            backup_egress,
             plans,
         } = settings;
         Self {
@@ -125,6 +131,7 @@ impl Context {
             store_access,
             workload_watch,
             mail,
+            backup_egress,
             plans,
             metrics,
             failures: Mutex::default(),

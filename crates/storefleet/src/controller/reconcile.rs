@@ -402,7 +402,14 @@ async fn provision(
                     }
                     Err(PrepareError::Kube(e)) => return Err(e.into()),
                 };
-                let values = release::values(store, id, &ctx.urls, mail, &plan);
+                let values = release::values(
+                    store,
+                    id,
+                    &ctx.urls,
+                    mail,
+                    ctx.backup_egress.as_ref(),
+                    &plan,
+                );
                 tracing::info!(store_id = %id, "helm upgrade --install");
                 let upgrade = !matches!(observed.release, Some(ReleaseState::Missing) | None);
                 if let Err(e) = ctx

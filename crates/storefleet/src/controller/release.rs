@@ -4,10 +4,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client, ResourceExt};
 
+use crate::backups::settings::JobEgress;
 use crate::config::StoreUrls;
 use crate::crd::Store;
 use crate::domain::StoreId;
-use crate::helm::StoreValues;
+use crate::helm::{NetworkPolicyValues, StoreValues};
 use crate::mail::StoreMailValues;
 use crate::plans::resize::Prepared;
 
@@ -17,6 +18,7 @@ pub fn values(
     id: &StoreId,
     urls: &StoreUrls,
     mail: Option<StoreMailValues>,
+    backup_egress: Option<&JobEgress>,
     plan: &Prepared,
 ) -> StoreValues {
     StoreValues {
@@ -31,6 +33,10 @@ pub fn values(
         // The store's own domains: the chart's routes and certificates.
         domains: store.spec.domains.clone(),
         mail,
+        // With an S3 target, the backup and restore Jobs' way out to it.
+        network_policy: backup_egress.map(|e| NetworkPolicyValues {
+            backup_target: e.values(),
+        }),
         plan: Some(plan.values.clone()),
     }
 }
