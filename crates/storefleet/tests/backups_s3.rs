@@ -139,8 +139,17 @@ root_domain = ".s3.garage.localhost"
                 "bucket", "allow", "--read", "--write", BUCKET, "--key", KEY_ID,
             ],
         ] {
-            self.cli(&args)
-                .unwrap_or_else(|e| panic!("{e}\n{}", self.log()));
+            // `node id` reads the key from disk and can answer before the RPC listener is up, which
+            // the other commands go through: "Connection refused" until it is, under load.
+            loop {
+                match self.cli(&args) {
+                    Ok(_) => break,
+                    Err(e) if e.contains("Connection refused") && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => panic!("{e}\n{}", self.log()),
+                }
+            }
         }
     }
 
