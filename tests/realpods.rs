@@ -1354,6 +1354,19 @@ fn backup_claim(cluster: &Cluster, ns: &str, dir: &Path) {
     }
 }
 
+/// A new store's backups claim, once the controller made its namespace (a clone's restore Job
+/// waits for it).
+async fn new_store_claim(cluster: &Cluster, ns: &str, dir: &Path) {
+    wait_for(&format!("namespace {ns}"), TIMEOUT, || async {
+        Api::<Namespace>::all(cluster.client.clone())
+            .get_opt(ns)
+            .await
+            .unwrap()
+    })
+    .await;
+    backup_claim(cluster, ns, dir);
+}
+
 /// One SQL statement in the store's database, from inside its WordPress pod with WordPress's own
 /// credentials (its env); rows as tab-separated lines. The SQL is an argument, no shell.
 fn sql(cluster: &Cluster, ns: &str, statement: &str) -> String {
@@ -1658,14 +1671,7 @@ async fn a_post_comes_back_by_restore_by_clone_and_after_its_store_was_deleted()
         kubeconfig: cluster.kubeconfig.clone(),
         namespaces: vec![clone.clone()],
     };
-    wait_for(&format!("namespace {clone}"), TIMEOUT, || async {
-        Api::<Namespace>::all(client.clone())
-            .get_opt(&clone)
-            .await
-            .unwrap()
-    })
-    .await;
-    backup_claim(&cluster, &clone, &target);
+    new_store_claim(&cluster, &clone, &target).await;
     let cloned = wait_store_ready(&api, &clone).await;
     println!("{clone}: cloned from {backup} in {:.0?}", started.elapsed());
     // The copy's title is the original's: the site's settings come with its database.
@@ -1732,14 +1738,7 @@ async fn a_post_comes_back_by_restore_by_clone_and_after_its_store_was_deleted()
         kubeconfig: cluster.kubeconfig.clone(),
         namespaces: vec![recovered.clone()],
     };
-    wait_for(&format!("namespace {recovered}"), TIMEOUT, || async {
-        Api::<Namespace>::all(client.clone())
-            .get_opt(&recovered)
-            .await
-            .unwrap()
-    })
-    .await;
-    backup_claim(&cluster, &recovered, &target);
+    new_store_claim(&cluster, &recovered, &target).await;
     wait_store_ready(&api, &recovered).await;
     let recovered_site = Site {
         id: recovered.clone(),
