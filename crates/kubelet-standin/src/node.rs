@@ -1,6 +1,6 @@
 //! The stand-in's Node: registered Ready, its Lease in `kube-node-lease` renewed every 10 s (that is
 //! what keeps the node lifecycle controller from marking it NotReady), and its status re-posted every
-//! minute. Any error is logged and retried a little later; this loop never ends.
+//! minute, or at the next beat when it was marked not Ready or tainted not-ready. Any error is logged and retried a little later; this loop never ends.
 
 use std::time::Duration;
 
@@ -73,11 +73,33 @@ impl Heart {
                 uid
             }
         };
-        if self.last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+        // Like the kubelet, which compares its status with the Node's every 10 s: after an outage
+        // the node lifecycle controller marks the node Unknown and taints it (unreachable), and
+        // waiting for the next minute's post kept pods off it for up to 60 s.
+        if self.last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY)
+            || self.marked_not_ready().await?
+        {
             self.post_status().await?;
             self.last_status = Some(tokio::time::Instant::now());
         }
         self.renew_lease(&uid).await
+    }
+
+    /// Whether someone else marked the node not Ready or put a not-ready taint on it.
+    async fn marked_not_ready(&self) -> Result<bool, Error> {
+        let node = self.nodes.get(&self.name).await?;
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        let tainted = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|t| t.iter().any(|t| NOT_READY_TAINTS.contains(&t.key.as_str())));
+        Ok(!ready || tainted)
     }
 
     async fn register(&self) -> Result<Node, Error> {

@@ -1,6 +1,6 @@
 //! Is a store ready, and if not, why? Readiness comes from the workloads in its namespace; the
 //! diagnosis for a deadline comes from pod state and events.
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::ListParams;
@@ -104,10 +104,13 @@ fn workloads_check(deployments: &[Deployment], statefulsets: &[StatefulSet]) -> 
             || updated != desired
             || status.replicas.unwrap_or(0) != desired
         {
-            waiting.push(format!(
-                "Deployment {} has {ready}/{desired} ready",
-                d.name_any()
-            ));
+            let mut line = format!("Deployment {} has {ready}/{desired} ready", d.name_any());
+            // A pod that cannot even be created (over quota, refused by admission) shows only
+            // here; without it the message blamed whatever waited on that pod.
+            if let Some(why) = replica_failure(&status) {
+                line.push_str(&format!(" (its pod cannot be created: {why})"));
+            }
+            waiting.push(line);
         }
     }
     for s in statefulsets {
@@ -130,6 +133,18 @@ fn workloads_check(deployments: &[Deployment], statefulsets: &[StatefulSet]) -> 
     } else {
         Check::waiting("WorkloadsNotReady", waiting.join(", "))
     }
+}
+
+/// The message of a Deployment's `ReplicaFailure` condition (copied from its ReplicaSet's), if True.
+fn replica_failure(status: &DeploymentStatus) -> Option<&str> {
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| {
+            c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True")
+        })
+        .map(|c| c.message.as_deref().unwrap_or("ReplicaFailure"))
 }
 
 fn setup_check(jobs: &[Job]) -> Check {
@@ -344,6 +359,38 @@ mod tests {
         from(
             json!({"metadata": {"name": "setup", "labels": {COMPONENT: "setup"}}, "spec": {"template": {}}, "status": status}),
         )
+    }
+
+    /// The Deployment's conditions as kube-controller-manager v1.20 left them in the outage test
+    /// (`kubectl get deploy -o json`, stop 24): the quota refused the pod the ReplicaSet tried.
+    #[test]
+    fn a_pod_refused_by_the_quota_is_named_in_the_message() {
+        let mut d = deployment(1, 2);
+        let status = d.status.as_mut().unwrap();
+        status.ready_replicas = Some(0);
+        status.replicas = Some(0);
+        status.conditions = Some(from(json!([
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated",
+             "message": "Created new replica set \"store-91ddbf-wordpress-5d97c57d94\""},
+            {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+             "message": "Deployment does not have minimum availability."},
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+             "message": "pods \"store-91ddbf-wordpress-5d97c57d94-92wm8\" is forbidden: exceeded quota: store-91ddbf, requested: limits.cpu=1, used: limits.cpu=3500m, limited: limits.cpu=4"}
+        ])));
+        let r = evaluate_objects(&[d.clone()], &[statefulset(1)], &[]);
+        assert!(
+            r.workloads.message.contains("has 0/1 ready (its pod cannot be created: pods \"store-91ddbf-wordpress-5d97c57d94-92wm8\" is forbidden: exceeded quota"),
+            "{}",
+            r.workloads.message
+        );
+        // Once the ReplicaSet can create it again, the condition turns False and the words go.
+        d.status.as_mut().unwrap().conditions.as_mut().unwrap()[2].status = Some("False".into());
+        let r = evaluate_objects(&[d], &[statefulset(1)], &[]);
+        assert!(
+            !r.workloads.message.contains("cannot be created"),
+            "{}",
+            r.workloads.message
+        );
     }
 
     #[test]

@@ -224,16 +224,23 @@ impl Server {
         }
     }
 
+    /// SIGTERM, and back at once (the process may still be draining).
+    pub fn send_sigterm(&self) {
+        let child = self.child.as_ref().expect("the server runs");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped (we hold the Child).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+
     /// SIGTERM, as Kubernetes stops a pod: waits until the process has exited (at most `within`,
     /// then kills it) and answers how long that took.
     pub fn terminate(&mut self, within: Duration) -> Duration {
         let started = std::time::Instant::now();
-        let Some(mut child) = self.child.take() else {
+        if self.child.is_none() {
             return Duration::ZERO;
-        };
-        let pid = libc::pid_t::try_from(child.id()).expect("a pid");
-        // SAFETY: kill(2) on our own child's pid; it has not been reaped (we hold the Child).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        self.send_sigterm();
+        let mut child = self.child.take().expect("the server runs");
         while started.elapsed() < within {
             if child.try_wait().unwrap().is_some() {
                 return started.elapsed();
@@ -404,16 +411,24 @@ impl Server {
             if tokio::time::Instant::now() >= deadline {
                 // Two views side by side: the API's cache and the cluster. If they differ, the
                 // API's watch is behind; if both are stuck, the controller is.
+                // The namespace comes first: CI keeps only part of a long failure, and the
+                // Store (without managedFields, which say nothing here) is the longest part.
                 let cluster = stores_api(&self.cluster.client).get_opt(id).await;
                 let cluster = cluster
-                    .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default())
+                    .map(|s| {
+                        let s = s.map(|mut s| {
+                            s.metadata.managed_fields = None;
+                            s
+                        });
+                        serde_json::to_string_pretty(&s).unwrap_or_default()
+                    })
                     .unwrap_or_else(|e| format!("(could not read: {e})"));
                 panic!(
                     "timed out after {timeout:?} waiting for {id} to be {phase}\n\
-                     the API says: {body:#}\nthe cluster has: {cluster}\nhelm list: {}\n\
-                     its namespace: {}",
+                     its namespace: {}\nhelm list: {}\n\
+                     the API says: {body:#}\nthe cluster has: {cluster}",
+                    namespace_summary(&self.cluster.client, id).await,
                     self.helm_list_raw(id),
-                    namespace_summary(&self.cluster.client, id).await
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -624,7 +639,8 @@ fn read_log(path: &Path) -> String {
 
 /// Pods (phase, node, conditions) and PVCs (phase) of a namespace, one line each, for failures.
 async fn namespace_summary(client: &Client, ns: &str) -> String {
-    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
     let mut out = Vec::new();
     match Api::<Pod>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
@@ -637,7 +653,10 @@ async fn namespace_summary(client: &Client, ns: &str) -> String {
                     .conditions
                     .unwrap_or_default()
                     .iter()
-                    .map(|c| format!("{}={}", c.type_, c.status))
+                    .map(|c| match &c.message {
+                        Some(m) => format!("{}={} ({m})", c.type_, c.status),
+                        None => format!("{}={}", c.type_, c.status),
+                    })
                     .collect();
                 out.push(format!(
                     "pod {} phase={:?} node={:?} {}",
@@ -664,6 +683,82 @@ async fn namespace_summary(client: &Client, ns: &str) -> String {
             }
         }
         Err(e) => out.push(format!("(pvcs: {e})")),
+    }
+    match Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(sets) => {
+            for rs in sets {
+                let status = rs.status.unwrap_or_default();
+                let failures: Vec<String> = status
+                    .conditions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| format!("{:?}: {:?}", c.type_, c.message))
+                    .collect();
+                out.push(format!(
+                    "replicaset {} replicas={} ready={:?} {}",
+                    rs.metadata.name.unwrap_or_default(),
+                    status.replicas,
+                    status.ready_replicas,
+                    failures.join("; ")
+                ));
+            }
+        }
+        Err(e) => out.push(format!("(replicasets: {e})")),
+    }
+    // Warnings say why a pod is missing or pending (quota, scheduling, volumes).
+    match Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(events) => {
+            for e in events
+                .items
+                .iter()
+                .filter(|e| e.type_.as_deref() == Some("Warning"))
+            {
+                out.push(format!(
+                    "event {} x{} {}: {}",
+                    e.involved_object.name.as_deref().unwrap_or_default(),
+                    e.count.unwrap_or(1),
+                    e.reason.as_deref().unwrap_or_default(),
+                    e.message.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        Err(e) => out.push(format!("(events: {e})")),
+    }
+    match Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(nodes) => {
+            for n in nodes {
+                let ready = n
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|c| c.type_ == "Ready")
+                    .map(|c| format!("Ready={} ({})", c.status, c.reason.unwrap_or_default()));
+                let taints: Vec<String> = n
+                    .spec
+                    .and_then(|s| s.taints)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| format!("{}:{}", t.key, t.effect))
+                    .collect();
+                out.push(format!(
+                    "node {} {} taints=[{}]",
+                    n.metadata.name.unwrap_or_default(),
+                    ready.unwrap_or_default(),
+                    taints.join(",")
+                ));
+            }
+        }
+        Err(e) => out.push(format!("(nodes: {e})")),
     }
     out.join("\n")
 }
