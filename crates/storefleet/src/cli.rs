@@ -87,6 +87,11 @@ pub struct ServeArgs {
     /// How long a store may take to become Ready before it is Failed (e.g. `10m`, `90s`).
     #[arg(long, env = "STOREFLEET_PROVISION_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub provision_timeout: std::time::Duration,
+    /// After SIGTERM: how long this process keeps serving while `/readyz` answers 503, so that
+    /// Kubernetes takes it out of the Service's endpoints before it stops accepting (`0s`: stop at
+    /// once; the platform chart sets `5s`).
+    #[arg(long, env = "STOREFLEET_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: std::time::Duration,
     /// How long `POST /stores?wait=true` waits before answering 202.
     #[arg(long, env = "STOREFLEET_WAIT_LIMIT", default_value = "60s", value_parser = parse_duration)]
     pub wait_limit: std::time::Duration,

@@ -176,6 +176,8 @@ pub struct Config {
     pub max_stores: u32,
     pub max_parallel: usize,
     pub provision_timeout: Duration,
+    /// After SIGTERM: serving on, `/readyz` 503, before the listener closes.
+    pub shutdown_delay: Duration,
     pub wait_limit: Duration,
     pub database_url: String,
     /// `None`: the built-in admin's token is generated at first start (see `storage::Users::bootstrap`).
@@ -334,6 +336,7 @@ impl Config {
             max_stores: args.max_stores,
             max_parallel: usize::from(args.max_parallel),
             provision_timeout: args.provision_timeout,
+            shutdown_delay: args.shutdown_delay,
             wait_limit: args.wait_limit,
             database_url: args.database_url,
             admin_token: args.admin_token,

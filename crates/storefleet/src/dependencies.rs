@@ -2,6 +2,7 @@
 //! the database. One background task keeps it current; `/readyz` and the 503 answers read it, so a
 //! probe or a flood of probes costs no call to the Kubernetes API server.
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kube::Client;
@@ -50,6 +51,8 @@ pub struct Dependencies {
     /// `Some(why)` while this process's watch of Stores is not in sync.
     store_watch: RwLock<Option<String>>,
     database: RwLock<Option<String>>,
+    /// Set on SIGTERM: the process drains and must leave the Service's endpoints.
+    shutting_down: AtomicBool,
 }
 
 impl Default for Dependencies {
@@ -58,6 +61,7 @@ impl Default for Dependencies {
             crd: watch::Sender::new(CrdState::Unknown),
             store_watch: RwLock::new(Some("the watch of Stores has not started yet".into())),
             database: RwLock::new(None),
+            shutting_down: AtomicBool::new(false),
         }
     }
 }
@@ -84,8 +88,17 @@ impl Dependencies {
         *self.store_watch.write().expect("not poisoned") = Some(why);
     }
 
-    /// Why this process is not ready, if it is not: the first of CRD, watch, database.
+    /// From now on `/readyz` answers 503: the process is stopping (requests are still served).
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    /// Why this process is not ready, if it is not: shutting down, else the first of CRD, watch,
+    /// database.
     pub fn not_ready(&self) -> Option<String> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return Some("shutting down: this replica finishes its requests and stops".into());
+        }
         if let Some(crd) = self.crd().problem() {
             return Some(crd);
         }

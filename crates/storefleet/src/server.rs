@@ -116,6 +116,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(leadership) = &leadership {
         leadership.step_down().await;
     }
+    // Drain: `/readyz` turns 503 at once, and the API keeps serving for the shutdown delay, while
+    // the endpoints controller takes this pod out of the Service (until then kube-proxy still
+    // sends it new connections, which a closed listener would refuse).
+    deps.begin_shutdown();
+    if !config.shutdown_delay.is_zero() {
+        tracing::info!(
+            delay_ms = config.shutdown_delay.as_millis() as u64,
+            "draining: /readyz answers 503, requests are still served"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(config.shutdown_delay) => {}
+            // A second signal ends the wait (an impatient operator, or a shorter grace period).
+            () = shutdown_signal() => {}
+        }
+    }
     // Stop accepting; requests under way get a moment. Event streams never end by themselves, and
     // reconciles under way are safe to cut (a helm release left pending is unlocked at the next
     // start): SIGTERM ends the process within seconds whatever it was doing.
