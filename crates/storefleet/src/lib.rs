@@ -4,7 +4,8 @@
 //! - [`domain`]: newtypes parsed at the edges (store id, name, engine, owner, idempotency key)
 //! - [`crd`]: the `Store` resource; [`controller`]: reconciling it; [`helm`]: the helm binary
 //! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
-//!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
+//!   [`store_reads`] and every event stream; [`store_list`]: which stores `GET /stores` answers,
+//!   its filters and pages); [`api`]: axum routes; [`storage`]: audit log (SQLite)
 //! - [`paging`]: page sizes and the opaque cursors of long lists (`GET /stores`, `GET /audit`)
 //! - [`plans`]: size plans (resources, quota, volume sizes) and the grow-never-shrink rule
 //! - [`backups`]: the backup archive (issue 14): format, encryption, object storage, checks
@@ -36,6 +37,7 @@ pub mod rollouts;
 pub mod server;
 pub mod storage;
 pub mod store_feed;
+pub mod store_list;
 pub mod store_reads;
 pub mod storefront;
 pub mod stores;
