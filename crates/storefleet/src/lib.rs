@@ -4,7 +4,9 @@
 //! - [`domain`]: newtypes parsed at the edges (store id, name, engine, owner, idempotency key)
 //! - [`crd`]: the `Store` resource; [`controller`]: reconciling it; [`helm`]: the helm binary
 //! - [`stores`]: the domain core behind the API ([`store_feed`]: its one watch of Stores, feeding
-//!   [`store_reads`] and every event stream); [`api`]: axum routes; [`storage`]: audit log (SQLite)
+//!   [`store_reads`] and every event stream; [`store_list`]: which stores `GET /stores` answers,
+//!   its filters and pages); [`api`]: axum routes; [`storage`]: audit log (SQLite)
+//! - [`paging`]: page sizes and the opaque cursors of long lists (`GET /stores`, `GET /audit`)
 //! - [`plans`]: size plans (resources, quota, volume sizes) and the grow-never-shrink rule
 //! - [`backups`]: the backup archive (issue 14): format, encryption, object storage, checks
 //! - [`domains`]: a store's own domains (claims, state, certificates)
@@ -29,11 +31,13 @@ pub mod helm;
 pub mod leadership;
 pub mod mail;
 pub mod metrics;
+pub mod paging;
 pub mod plans;
 pub mod rollouts;
 pub mod server;
 pub mod storage;
 pub mod store_feed;
+pub mod store_list;
 pub mod store_reads;
 pub mod storefront;
 pub mod stores;

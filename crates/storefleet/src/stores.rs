@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use either::Either;
 use futures::{Stream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -25,6 +25,7 @@ use crate::domain::{Engine, IdempotencyKey, Owner, Role, StoreId, StoreName, Use
 use crate::plans::{PlanName, PlanTable, UnknownPlan, VolumeRefusal};
 use crate::storage::{Action, AuditEntry, AuditLog, IdempotencyStore, StoredAnswer, User};
 use crate::store_feed::{FeedEvent, StoreFeed};
+use crate::store_list::{self, Listing, StoreQuery};
 use crate::store_reads::StoreReads;
 use crate::view_cache::ViewCache;
 
@@ -475,20 +476,15 @@ impl StoreService {
             .count())
     }
 
-    /// The stores the caller may see (admins: all of this instance), oldest first, as the JSON array
-    /// `GET /stores` answers, from per-store cached bytes.
-    pub async fn list_json(&self, caller: &Caller) -> Result<Vec<u8>, StoreError> {
-        let (visible, ours) = self.visible(caller).await?;
-        Ok(self.views.render_list(&visible, &ours, |s| {
-            view_of(s, &self.urls, self.plans.default_plan())
-        }))
-    }
-
-    /// The caller's stores, oldest first, and every store of this instance.
-    async fn visible(
+    /// The stores the caller may see (admins: all of this instance) that `query` selects, oldest
+    /// first, as `GET /stores` answers them: the JSON array, or one page
+    /// (`store_list::page_json`). Only the selected stores' views are rendered, from per-store
+    /// cached bytes.
+    pub async fn list_json(
         &self,
         caller: &Caller,
-    ) -> Result<(Vec<Arc<Store>>, Vec<Arc<Store>>), StoreError> {
+        query: &StoreQuery,
+    ) -> Result<Vec<u8>, StoreError> {
         let ours: Vec<Arc<Store>> = self
             .reads
             .list(&self.list_params())
@@ -496,17 +492,15 @@ impl StoreService {
             .into_iter()
             .filter(|s| self.is_ours(s))
             .collect();
-        let mut visible: Vec<Arc<Store>> = ours
-            .iter()
-            .filter(|s| caller.may_see(&s.spec.owner))
-            .cloned()
-            .collect();
-        visible.sort_by(|a, b| {
-            let (a, b) = (&a.metadata, &b.metadata);
-            let at = |m: &ObjectMeta| m.creation_timestamp.as_ref().map(|t| t.0);
-            at(a).cmp(&at(b)).then_with(|| a.name.cmp(&b.name))
+        let visible = ours.iter().filter(|s| caller.may_see(&s.spec.owner));
+        let selection = store_list::select(visible, query, phase_of);
+        let items = self.views.render_list(&selection.stores, &ours, |s| {
+            view_of(s, &self.urls, self.plans.default_plan())
         });
-        Ok((visible, ours))
+        Ok(match query.listing {
+            Listing::All => items,
+            Listing::Page { .. } => store_list::page_json(items, selection.next.as_ref()),
+        })
     }
 
     /// One store, if the caller may see it: another user's store is `NotFound`, exactly as one that
@@ -880,20 +874,24 @@ fn belongs_to(store: &Store, instance: &str) -> bool {
     store.instance() == instance
 }
 
+/// The status a store's view reports (and `GET /stores?status=` filters by).
+pub(crate) fn phase_of(store: &Store) -> Phase {
+    if store.deletion_requested() {
+        return Phase::Deleting;
+    }
+    match store.phase().unwrap_or(Phase::Provisioning) {
+        // Provisioned, but the backup is not in yet: not the shop its owner asked for.
+        Phase::Ready if crate::backups::clones::pending(store).is_some() => Phase::Restoring,
+        p => p,
+    }
+}
+
 pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) -> StoreView {
     let id = store.name_any();
     let status = store.status.clone().unwrap_or_default();
     let final_backup = crate::backups::safety_net::final_backup_of(store);
     let clone = crate::backups::clones::pending(store);
-    let phase = if store.deletion_requested() {
-        Phase::Deleting
-    } else {
-        match status.phase.unwrap_or(Phase::Provisioning) {
-            // Provisioned, but the backup is not in yet: not the shop its owner asked for.
-            Phase::Ready if clone.is_some() => Phase::Restoring,
-            p => p,
-        }
-    };
+    let phase = phase_of(store);
     let url = status
         .url
         .clone()

@@ -26,6 +26,7 @@ use super::{
         backup_policy::get_schedule, backup_policy::put_schedule, backup_policy::deleted_stores,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
+        stores::StorePage, stores::StoreListing, audit::AuditPage, audit::AuditListing,
         stores::CreateStoreRequest, stores::UpdateStoreRequest, stores::DeleteAccepted, crate::storage::AuditRecord, health::Health,
         credentials::Credentials, me::Me, me::Role, session::SignIn, users::CreateUserRequest,
         users::UpdateUserRequest, users::CreateTokenRequest, users::UserView, users::TokenView,

@@ -13,8 +13,9 @@ use super::problem::{Problem, ProblemBody};
 use super::{ApiPath, ApiQuery, AppState};
 use crate::backups::BackupId;
 use crate::crd::Phase;
-use crate::domain::{Engine, IdempotencyKey, StoreId, StoreName};
+use crate::domain::{Engine, IdempotencyKey, Owner, StoreId, StoreName};
 use crate::plans::PlanTable;
+use crate::store_list::{ListError, Listing, Search, StoreFilter, StoreQuery, parse_status};
 use crate::stores::{Caller, Created, NewStore, StoreUpdate, StoreView};
 
 /// Body of `POST /stores`; both fields are optional, unknown fields are refused.
@@ -285,20 +286,66 @@ fn is_json(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// List the stores.
+/// Query of `GET /stores`. Without `limit` the answer is the whole list (an array, as before
+/// paging existed); with it, one page. Unknown parameters are refused.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListStoresParams {
+    /// Answer one page of at most this many stores (1 to 500), as `{"items", "next_cursor"}`.
+    #[param(minimum = 1, maximum = 500, example = 50)]
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`, as it was (opaque; needs `limit`). Repeat the same filters.
+    pub cursor: Option<String>,
+    /// Only stores in this status, spelt as the views report it.
+    #[param(value_type = Option<Phase>)]
+    pub status: Option<String>,
+    /// Only this owner's stores. A member may name only themselves (anyone else: 403).
+    #[param(example = "alice")]
+    pub owner: Option<String>,
+    /// Only stores whose name or store id contains this, ignoring case (at most 100 characters;
+    /// empty: no filter).
+    #[param(max_length = 100, example = "shop")]
+    pub q: Option<String>,
+}
+
+/// A page of `GET /stores?limit=`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StorePage {
+    /// The page's stores, in the list's order (creation time, then store id).
+    pub items: Vec<StoreView>,
+    /// Pass as `cursor` (with the same `limit` and filters) for the next page; `null` on the last.
+    #[schema(example = "czE6MTc2NDY2NjQ0MjowOnN0b3JlLTcwMTZmZg", required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /stores` answers the whole list without `limit`, one page with it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StoreListing {
+    All(Vec<StoreView>),
+    Page(StorePage),
+}
+
+/// List the stores: all of them (oldest first), or one page with `limit`, optionally filtered.
 #[utoipa::path(
     get, path = "/stores", tag = "stores",
+    params(ListStoresParams),
     responses(
-        (status = 200, description = "The caller's stores (an admin's: every store of this control plane), oldest first", body = Vec<StoreView>),
+        (status = 200, description = "The caller's stores (an admin's: every store of this control plane) that the filters select, oldest first (creation time, then store id): an array without `limit`, a page `{\"items\", \"next_cursor\"}` with it", body = StoreListing),
+        (status = 400, description = "Bad parameters (`bad-request`): `limit` not 1 to 500, a cursor this list did not answer or without `limit`, an unknown `status`, `q` over 100 characters, an unknown or repeated parameter", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "A member's `owner` naming someone else (`admin-only`)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn list_stores(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    ApiQuery(params): ApiQuery<ListStoresParams>,
 ) -> Result<Response, Problem> {
-    let json = state.stores.list_json(&caller).await?;
+    let query = parse_list(&caller, params)?;
+    let json = state.stores.list_json(&caller, &query).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -307,6 +354,47 @@ pub async fn list_stores(
         json,
     )
         .into_response())
+}
+
+/// The query as domain values. Members list only their own stores anyway; naming another owner is
+/// refused rather than answered empty, so a mistaken filter does not look like "no stores".
+fn parse_list(caller: &Caller, params: ListStoresParams) -> Result<StoreQuery, Problem> {
+    let bad = |e: ListError| Problem::bad_request(e.to_string());
+    let owner = params
+        .owner
+        .as_deref()
+        .map(Owner::parse)
+        .transpose()
+        .map_err(|e| Problem::bad_request(format!("owner: {e}")))?;
+    if let Some(owner) = &owner
+        && !caller.may_see(owner.as_str())
+    {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "admin-only",
+            "Admins only",
+            "a member lists only their own stores: leave `owner` out or name yourself",
+        ));
+    }
+    Ok(StoreQuery {
+        filter: StoreFilter {
+            status: params
+                .status
+                .as_deref()
+                .map(parse_status)
+                .transpose()
+                .map_err(bad)?,
+            owner,
+            search: params
+                .q
+                .as_deref()
+                .map(Search::parse)
+                .transpose()
+                .map_err(bad)?
+                .flatten(),
+        },
+        listing: Listing::parse(params.limit, params.cursor.as_deref()).map_err(bad)?,
+    })
 }
 
 /// One store, with its conditions.

@@ -300,6 +300,18 @@ impl AuditLog {
         store_id: Option<&str>,
         member: Option<&str>,
     ) -> Result<Vec<AuditRecord>, sqlx::Error> {
+        self.list_before(limit, store_id, member, None).await
+    }
+
+    /// As [`AuditLog::list`], only entries older than the entry `before_id` (ids only grow, so
+    /// paging by id is stable while entries are written; retention only removes the oldest).
+    pub async fn list_before(
+        &self,
+        limit: u32,
+        store_id: Option<&str>,
+        member: Option<&str>,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditRecord>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, store_id, store_owner, outcome, detail, remote_addr, count \
              FROM audit_log WHERE (?1 IS NULL OR store_id = ?1) \
@@ -307,11 +319,13 @@ impl AuditLog {
                   OR (store_owner = ?3 AND (action != 'denied' OR actor = ?3)) \
                   OR (store_owner IS NULL AND actor = ?3 \
                       AND actor NOT IN ('anonymous', 'controller', 'storefleet', 'system'))) \
+             AND (?4 IS NULL OR id < ?4) \
              ORDER BY id DESC LIMIT ?2",
         )
         .bind(store_id)
         .bind(i64::from(limit))
         .bind(member)
+        .bind(before_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

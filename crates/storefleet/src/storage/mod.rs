@@ -116,6 +116,14 @@ mod tests {
         let one = audit.list(10, Some("store-000001"), None).await.unwrap();
         assert_eq!(one.len(), 2);
         assert_eq!(audit.list(1, None, None).await.unwrap().len(), 1);
+        // Older than the second entry: only the first, whatever was written since.
+        audit.record(entry(Action::Delete, None)).await;
+        let older = audit
+            .list_before(10, None, None, Some(all[1].id))
+            .await
+            .unwrap();
+        let actions: Vec<&str> = older.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["create"]);
         db.ping().await.unwrap();
     }
 
