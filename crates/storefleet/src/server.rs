@@ -176,6 +176,7 @@ async fn api_app(
         db.audit(),
     );
     let sessions = Arc::new(api::session::Sessions::new(
+        db.sessions(),
         config.urls.scheme == crate::config::UrlScheme::Https,
     ));
     let streams = api::streams::Streams::new(config.guard.streams);

@@ -104,33 +104,44 @@ pub async fn require_token(
                 .map_err(|f| Refused::token(&f, "bearer token")),
             Err(e) => return database_problem(e).into_response(),
         },
-        None => match session::authenticate(&state.sessions, &state.guard.settings.origin, &req) {
-            CookieAuth::Valid(token_id, session) => {
-                match state.users.authenticate_token_id(&token_id).await {
-                    Ok(found) => found
-                        .map(|a| (a, Credential::Session(token_id, session)))
-                        .map_err(|f| {
-                            Refused(
-                                "unauthorized",
-                                "the session has ended; sign in again",
-                                format!("session: {}", f.describe()),
-                            )
-                        }),
-                    Err(e) => return database_problem(e).into_response(),
+        None => match session::authenticate(
+            &state.sessions,
+            &state.guard.settings.origin,
+            req.method(),
+            req.uri(),
+            req.headers(),
+        )
+        .await
+        {
+            Err(e) => return database_problem(e).into_response(),
+            Ok(cookie) => match cookie {
+                CookieAuth::Valid(token_id, session) => {
+                    match state.users.authenticate_token_id(&token_id).await {
+                        Ok(found) => found
+                            .map(|a| (a, Credential::Session(token_id, session)))
+                            .map_err(|f| {
+                                Refused(
+                                    "unauthorized",
+                                    "the session has ended; sign in again",
+                                    format!("session: {}", f.describe()),
+                                )
+                            }),
+                        Err(e) => return database_problem(e).into_response(),
+                    }
                 }
-            }
-            CookieAuth::Absent => Err(Refused::plain("send `Authorization: Bearer <token>`")),
-            CookieAuth::Expired => Err(Refused::plain("the session has ended; sign in again")),
-            CookieAuth::CrossOrigin => Err(Refused(
-                "cross-origin",
-                "a session-cookie request from another origin",
-                "a session-cookie request from another origin".into(),
-            )),
-            CookieAuth::Ambiguous => Err(Refused(
-                "two-session-cookies",
-                "two session cookies",
-                "two session cookies".into(),
-            )),
+                CookieAuth::Absent => Err(Refused::plain("send `Authorization: Bearer <token>`")),
+                CookieAuth::Expired => Err(Refused::plain("the session has ended; sign in again")),
+                CookieAuth::CrossOrigin => Err(Refused(
+                    "cross-origin",
+                    "a session-cookie request from another origin",
+                    "a session-cookie request from another origin".into(),
+                )),
+                CookieAuth::Ambiguous => Err(Refused(
+                    "two-session-cookies",
+                    "two session cookies",
+                    "two session cookies".into(),
+                )),
+            },
         },
     };
     match identified {

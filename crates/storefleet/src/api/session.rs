@@ -1,18 +1,16 @@
 //! Dashboard sign-in: `POST /session` trades a valid API token for an opaque session cookie, so the
 //! browser never keeps the token (no `localStorage`, no script access: the cookie is HttpOnly).
-//! Sessions live in memory only: a restart signs everybody out, which is acceptable for a dashboard
-//! and keeps no credential at rest. A session remembers the token it was opened with (by id), and
-//! every request checks that token and its user again: revoking the token or disabling the user ends
-//! the session.
+//! Sessions live in the database as the SHA-256 of their id (no usable credential at rest), so a
+//! restart or another replica signs nobody out. A session remembers the token it was opened with (by
+//! id), and every request checks that token and its user again: revoking the token or disabling the
+//! user ends the session.
 //!
 //! Over https the cookie is `__Host-storefleet_session` (`Secure`, `Path=/`, no `Domain`): a store on
 //! a sibling host (`store-x.example.com` beside `storefleet.example.com`) cannot set or shadow a
 //! `__Host-` cookie, so it can neither fix a session nor lock one out. Browsers refuse the prefix
 //! without `Secure`, so plain http (a laptop) uses `storefleet_session`; there a request carrying two
 //! session cookies is refused rather than guessed at.
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -30,7 +28,7 @@ use super::me::{self, Me};
 use super::origin::{self, PublicOrigin};
 use super::problem::{Problem, ProblemBody};
 use crate::domain::TokenId;
-use crate::storage::AuditEntry;
+use crate::storage::{AuditEntry, SessionStore};
 use crate::stores::Caller;
 
 /// The cookie's name over plain http.
@@ -44,57 +42,40 @@ pub fn cookie_name(secure: bool) -> &'static str {
 /// A working day; after that the dashboard asks for the token again.
 pub const TTL: Duration = Duration::from_secs(12 * 60 * 60);
 
-/// Open sessions, keyed by the SHA-256 of the session id: the map never holds a usable cookie, and
-/// looking a digest up leaks nothing about the id through timing.
+/// Open sessions, in the database (`storage/sessions.rs`) keyed by the SHA-256 of the session id:
+/// the table never holds a usable cookie, a restart signs nobody out, and every replica of the
+/// control plane on one database knows every session.
 pub struct Sessions {
-    open: Mutex<HashMap<[u8; 32], (TokenId, Instant)>>,
+    store: SessionStore,
     /// Adds `Secure` to the cookie (when the control plane is served over https).
     secure: bool,
 }
 
 impl Sessions {
-    pub fn new(secure: bool) -> Self {
-        Self {
-            open: Mutex::new(HashMap::new()),
-            secure,
-        }
+    pub fn new(store: SessionStore, secure: bool) -> Self {
+        Self { store, secure }
     }
 
     /// Opens a session for a (checked) token and answers the session's id (256 random bits, hex).
-    pub fn open(&self, token: TokenId) -> String {
+    pub async fn open(&self, token: TokenId) -> Result<String, sqlx::Error> {
         let bytes: [u8; 32] = rand::rng().random();
         let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let now = Instant::now();
-        let mut open = self.open.lock().expect("sessions lock");
-        // Expired sessions go whenever a new one opens: no timer task needed.
-        open.retain(|_, (_, expires)| *expires > now);
-        open.insert(digest(&id), (token, now + TTL));
-        id
+        self.store.open(&digest(&id), &token, TTL).await?;
+        Ok(id)
     }
 
-    pub fn find(&self, id: &str) -> Option<TokenId> {
-        let key = digest(id);
-        let mut open = self.open.lock().expect("sessions lock");
-        match open.get(&key) {
-            Some((token, expires)) if *expires > Instant::now() => Some(token.clone()),
-            Some(_) => {
-                open.remove(&key);
-                None
-            }
-            None => None,
-        }
+    pub async fn find(&self, id: &str) -> Result<Option<TokenId>, sqlx::Error> {
+        self.store.find(&digest(id)).await
     }
 
-    pub fn close(&self, id: &str) {
-        self.open.lock().expect("sessions lock").remove(&digest(id));
+    pub async fn close(&self, id: &str) -> Result<(), sqlx::Error> {
+        self.store.close(&digest(id)).await
     }
 
     /// Whether the session with this digest is still open (event streams check this to end when
-    /// their session is signed out).
-    pub fn is_open(&self, key: &[u8; 32]) -> bool {
-        let open = self.open.lock().expect("sessions lock");
-        open.get(key)
-            .is_some_and(|(_, expires)| *expires > Instant::now())
+    /// their session is signed out). A database that does not answer is `Err`: the caller decides.
+    pub async fn is_open(&self, key: &[u8; 32]) -> Result<bool, sqlx::Error> {
+        Ok(self.store.find(key).await?.is_some())
     }
 
     pub fn cookie_name(&self) -> &'static str {
@@ -159,19 +140,27 @@ pub enum CookieAuth {
     Ambiguous,
 }
 
-pub fn authenticate(sessions: &Sessions, origin: &OriginCheck, req: &Request) -> CookieAuth {
-    let id = match cookie_value(req.headers(), sessions.cookie_name()) {
-        Ok(Some(id)) => id,
-        Ok(None) => return CookieAuth::Absent,
-        Err(TwoCookies) => return CookieAuth::Ambiguous,
+/// `Err` when the database did not answer (503, not 401: the session may well be valid).
+pub async fn authenticate(
+    sessions: &Sessions,
+    origin: &OriginCheck,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<CookieAuth, sqlx::Error> {
+    // The parts, not the request: its body is not `Sync`, so no borrow of it may live across the
+    // database call.
+    let id = match cookie_value(headers, sessions.cookie_name()) {
+        Ok(Some(id)) => id.to_owned(),
+        Ok(None) => return Ok(CookieAuth::Absent),
+        Err(TwoCookies) => return Ok(CookieAuth::Ambiguous),
     };
-    match sessions.find(id) {
+    let same_origin = origin.allows(method, uri, headers);
+    Ok(match sessions.find(&id).await? {
         None => CookieAuth::Expired,
-        Some(_) if !origin.allows(req.method(), req.uri(), req.headers()) => {
-            CookieAuth::CrossOrigin
-        }
-        Some(token) => CookieAuth::Valid(token, digest(id)),
-    }
+        Some(_) if !same_origin => CookieAuth::CrossOrigin,
+        Some(token) => CookieAuth::Valid(token, digest(&id)),
+    })
 }
 
 /// What the Origin check compares with (see `origin.rs`).
@@ -276,7 +265,11 @@ async fn sign_in_checked(
     };
     let caller = Caller::new(&found.user, remote);
     let me = me::describe(state, &caller).await.map_err(|p| (p, false))?;
-    let id = state.sessions.open(found.token_id);
+    let id = state
+        .sessions
+        .open(found.token_id)
+        .await
+        .map_err(|e| (super::auth::database_problem(e), false))?;
     let mut response = Json(me).into_response();
     let headers = response.headers_mut();
     headers.insert(header::SET_COOKIE, state.sessions.set_cookie(&id));
@@ -303,7 +296,11 @@ pub async fn sign_out(
     }
     // With two cookies neither is trusted; the cookie is cleared all the same.
     if let Ok(Some(id)) = cookie_value(&headers, state.sessions.cookie_name()) {
-        state.sessions.close(id);
+        state
+            .sessions
+            .close(id)
+            .await
+            .map_err(|e| super::auth::database_problem(e).into_response())?;
     }
     Ok((
         StatusCode::NO_CONTENT,
@@ -341,22 +338,35 @@ mod tests {
         h
     }
 
-    #[test]
-    fn sessions_open_find_close() {
-        let sessions = Sessions::new(false);
-        let token = TokenId::random();
-        let id = sessions.open(token.clone());
-        assert_eq!(id.len(), 64);
-        assert_ne!(id, sessions.open(token.clone()), "ids are random");
-        assert_eq!(sessions.find(&id), Some(token));
-        assert_eq!(sessions.find(&id[1..]), None);
-        sessions.close(&id);
-        assert_eq!(sessions.find(&id), None);
+    async fn sessions(secure: bool) -> (tempfile::TempDir, Sessions) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let db = crate::storage::Database::connect(&url).await.unwrap();
+        (dir, Sessions::new(db.sessions(), secure))
     }
 
-    #[test]
-    fn cookie_flags() {
-        let plain = Sessions::new(false).set_cookie("abc");
+    #[tokio::test]
+    async fn sessions_open_find_close() {
+        let (_dir, sessions) = sessions(false).await;
+        let token = TokenId::random();
+        let id = sessions.open(token.clone()).await.unwrap();
+        assert_eq!(id.len(), 64);
+        assert_ne!(
+            id,
+            sessions.open(token.clone()).await.unwrap(),
+            "ids are random"
+        );
+        assert_eq!(sessions.find(&id).await.unwrap(), Some(token));
+        assert_eq!(sessions.find(&id[1..]).await.unwrap(), None);
+        sessions.close(&id).await.unwrap();
+        assert_eq!(sessions.find(&id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn cookie_flags() {
+        let (_d1, plain_sessions) = sessions(false).await;
+        let (_d2, secure_sessions) = sessions(true).await;
+        let plain = plain_sessions.set_cookie("abc");
         let plain = plain.to_str().unwrap();
         assert!(plain.starts_with("storefleet_session=abc;"), "{plain}");
         for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
@@ -364,14 +374,14 @@ mod tests {
         }
         assert!(!plain.contains("Secure"));
         assert!(
-            Sessions::new(true)
+            secure_sessions
                 .set_cookie("abc")
                 .to_str()
                 .unwrap()
                 .ends_with("; Secure")
         );
         assert!(
-            Sessions::new(false)
+            plain_sessions
                 .clear_cookie()
                 .to_str()
                 .unwrap()
@@ -419,9 +429,10 @@ mod tests {
         assert_eq!(cookie_value(&mixed, SECURE_COOKIE), Ok(Some("b")));
     }
 
-    #[test]
-    fn secure_sessions_use_the_host_prefix() {
-        let cookie = Sessions::new(true).set_cookie("abc");
+    #[tokio::test]
+    async fn secure_sessions_use_the_host_prefix() {
+        let (_dir, secure) = sessions(true).await;
+        let cookie = secure.set_cookie("abc");
         let cookie = cookie.to_str().unwrap();
         assert!(
             cookie.starts_with("__Host-storefleet_session=abc;"),

@@ -140,9 +140,18 @@ impl Streams {
                 Some(Credential::Session(token, session)) => (token, Some(session)),
                 None => continue,
             };
-            if session.is_some_and(|s| !sessions.is_open(s)) {
-                ended.push(id);
-                continue;
+            if let Some(session) = session {
+                match sessions.is_open(session).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        ended.push(id);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!("checking the sessions of open event streams: {e}");
+                        return;
+                    }
+                }
             }
             if !tokens.contains_key(token) {
                 let holder = match users.authenticate_token_id(token).await {

@@ -1,8 +1,9 @@
-//! Storage of the audit log, idempotency keys, users and tokens. SQLite only for now; everything else
+//! Storage of the audit log, idempotency keys, users, tokens and dashboard sessions. SQLite only for now; everything else
 //! talks to [`Database`] and the small stores below, so a PostgreSQL backend can come in behind them.
 mod audit;
 mod housekeeping;
 mod idempotency;
+mod sessions;
 mod users;
 
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 pub use audit::{Action, AuditEntry, AuditLog, AuditRecord, BUILT_IN_ACTORS, DETAIL_MAX};
 pub use housekeeping::{Housekeeping, Retention};
 pub use idempotency::{IdempotencyStore, StoredAnswer};
+pub use sessions::SessionStore;
 pub use users::{AuthFailure, Authenticated, Bootstrap, TokenInfo, User, UserError, Users};
 
 #[derive(Clone)]
@@ -67,6 +69,11 @@ impl Database {
     /// Idempotency keys that are remembered for `ttl`.
     pub fn idempotency(&self, ttl: Duration) -> IdempotencyStore {
         IdempotencyStore::new(self.pool.clone(), ttl)
+    }
+
+    /// Dashboard sessions (`api/session.rs`).
+    pub fn sessions(&self) -> SessionStore {
+        SessionStore::new(self.pool.clone())
     }
 
     pub fn users(&self) -> Users {

@@ -295,6 +295,17 @@ impl Server {
         self.restart().await;
     }
 
+    /// The SQLite file behind `--database-url` (with its `-wal` beside it while the server runs).
+    pub fn database_path(&self) -> PathBuf {
+        let i = self
+            .args
+            .iter()
+            .position(|a| a == "--database-url")
+            .expect("--database-url");
+        let url = self.args[i + 1].to_string_lossy().into_owned();
+        PathBuf::from(url.trim_start_matches("sqlite://"))
+    }
+
     /// The running server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("the server runs").id()
