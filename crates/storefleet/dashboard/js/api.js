@@ -83,9 +83,18 @@ export const api = {
   rollouts: () => request('GET', '/rollouts'),
   // verb: pause, resume or abort
   rolloutAction: (id, verb) => request('POST', `/rollouts/${encodeURIComponent(id)}/${verb}`),
-  audit: (storeId) => {
-    const query = new URLSearchParams({ limit: '200' });
-    if (storeId) query.set('store_id', storeId);
-    return request('GET', `/audit?${query}`);
-  },
+  // One page of the stores list. Filters (typed by the user) only ever travel as URLSearchParams;
+  // empty ones are left out, as an empty `q` would filter nothing anyway.
+  stores: ({ limit, cursor, status, owner, q }) => request('GET', `/stores?${listQuery({ limit, cursor, status, owner, q })}`),
+  // One page of the audit log, newest first; `cursor` continues with older entries.
+  audit: ({ storeId, limit, cursor }) =>
+    request('GET', `/audit?${listQuery({ page: 'true', limit, store_id: storeId, cursor })}`),
 };
+
+function listQuery(params) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') query.set(key, String(value));
+  }
+  return query;
+}

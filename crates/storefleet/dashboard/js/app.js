@@ -1,12 +1,16 @@
-// The dashboard's entry point: state, routing (#/stores, #/stores/<id>, #/audit?store=<id>, #/rollouts), sign-in
-// and the live stream. Every change of a store arrives as an event; nothing polls.
+// The dashboard's entry point: state, routing (#/stores[?q=…&status=…&owner=…&per_page=…], #/stores/<id>,
+// #/audit?store=<id>, #/rollouts), sign-in and the live stream. Every change of a store arrives as an
+// event; nothing polls. The store list is paged (stores.js); the quota line is GET /me's count.
 import { api, setUnauthorizedHandler } from './api.js';
 import { $, announce, setText } from './dom.js';
 import { connect } from './live.js';
 import { initSignIn, showSignIn } from './signin.js';
-import { initStores, renderStores, renderQuota, refreshAges } from './stores.js';
+import {
+  initStores, renderStores, renderQuota, refreshAges, showStores, clearStores, shownStores, storeChanged, storeCreated,
+  storeDeleted, storesResynced, allowOwnerFilter,
+} from './stores.js';
 import { initStore, renderStore } from './store.js';
-import { initAudit, loadAudit, suggestStores } from './audit.js';
+import { initAudit, loadAudit, suggestStores, AUDIT_PAGE_SIZE } from './audit.js';
 import { initRollouts, loadRollouts, allowRollouts } from './rollouts.js';
 import { initClone } from './clone.js';
 import { clearDeleted, loadDeleted } from './deleted.js';
@@ -20,15 +24,6 @@ const state = {
   loaded: false,
   live: null,
   route: null,
-  sorted() {
-    return [...this.stores.values()].sort(
-      (a, b) => (a.created_at ?? '').localeCompare(b.created_at ?? '') || a.store_id.localeCompare(b.store_id),
-    );
-  },
-  // Counted as `GET /me` counts: the user's own stores (an admin also sees others', which are not theirs).
-  quotaUsed() {
-    return [...this.stores.values()].filter((s) => s.owner === this.me?.user).length;
-  },
 };
 
 const ctx = {
@@ -41,8 +36,13 @@ const ctx = {
     // The live stream may already have a newer state of a store we just created.
     if (fromCreate && state.stores.has(store.store_id)) return;
     state.stores.set(store.store_id, store);
+    if (fromCreate) {
+      storeCreated(state, store);
+      refreshMe();
+    }
     render();
   },
+  render: () => render(),
   markDeleting(id) {
     const store = state.stores.get(id);
     if (store && store.status !== 'Deleting') {
@@ -58,9 +58,15 @@ function parseRoute() {
   const params = new URLSearchParams(query);
   const store = path.match(/^\/stores\/([^/]+)$/);
   if (store) return { view: 'store', id: decodeURIComponent(store[1]) };
-  if (path === '/audit') return { view: 'audit', store: params.get('store') ?? '' };
+  if (path === '/audit') return { view: 'audit', store: params.get('store') ?? '', perPage: perPage(params, AUDIT_PAGE_SIZE) };
   if (path === '/rollouts') return { view: 'rollouts' };
-  return { view: 'stores' };
+  return { view: 'stores', query };
+}
+
+/** `per_page` of a link (1 to 500), for a smaller or larger page than the default. */
+function perPage(params, fallback) {
+  const n = Number(params.get('per_page'));
+  return Number.isInteger(n) && n >= 1 && n <= 500 ? n : fallback;
 }
 
 function show(view) {
@@ -81,9 +87,12 @@ function route() {
   show(next.view);
   const titles = { stores: 'Stores', store: 'Store', audit: 'Audit log', rollouts: 'Fleet rollouts' };
   document.title = `${titles[next.view]} · Storefleet`;
-  if (next.view === 'audit') loadAudit(next.store);
+  if (next.view === 'audit') loadAudit(next.store, next.perPage);
   if (next.view === 'rollouts' && changed) loadRollouts();
-  if (next.view === 'stores' && changed) loadDeleted();
+  if (next.view === 'stores' && changed) {
+    showStores(new URLSearchParams(next.query));
+    loadDeleted();
+  }
   render();
   // After a navigation, start keyboard and screen reader users at the new page's heading.
   if (changed) {
@@ -98,9 +107,30 @@ function route() {
 function render() {
   if (!state.me || !state.route) return;
   renderQuota(state);
-  suggestStores(state);
+  suggestStores(shownStores(state));
   if (state.route.view === 'stores') renderStores(state);
   else if (state.route.view === 'store') renderStore(state, state.route.id);
+}
+
+let meTimer = null;
+/**
+ * The quota line counts as `GET /me` does (`stores_used`): asked again when a store of the user's
+ * came or went, a burst of events making one request.
+ */
+function refreshMe() {
+  clearTimeout(meTimer);
+  meTimer = setTimeout(async () => {
+    if (!state.me) return;
+    try {
+      const { body } = await api.me();
+      if (!state.me || body.user !== state.me.user) return;
+      state.me = body;
+      render();
+    } catch (error) {
+      // Otherwise (offline, a server error) the line keeps its last count until the next change.
+      if (error.status === 401 && state.me) signedOut('Your session has ended. Sign in again.');
+    }
+  }, 200);
 }
 
 function startLive() {
@@ -109,18 +139,26 @@ function startLive() {
     onSnapshot(list) {
       state.stores = new Map(list.map((s) => [s.store_id, s]));
       state.loaded = true;
+      // Events may have been missed while disconnected: the list and the quota are asked for again.
+      storesResynced(state);
+      refreshMe();
       render();
     },
     onStore(store) {
       const before = state.stores.get(store.store_id);
       state.stores.set(store.store_id, store);
       if (!before || before.status !== store.status) announce(`Store “${store.name}” is ${store.status}.`);
+      storeChanged(state, store);
+      // A new store of the user's (made elsewhere) counts against their quota.
+      if (!before && store.owner === state.me?.user) refreshMe();
       render();
     },
     onDeleted(id) {
       const before = state.stores.get(id);
       state.stores.delete(id);
       if (before) announce(`Store “${before.name}” was deleted.`);
+      storeDeleted(id);
+      if (!before || before.owner === state.me?.user) refreshMe();
       render();
       // Gone with a final backup, it is one of the deleted stores now.
       if (state.route?.view === 'stores') loadDeleted();
@@ -157,6 +195,7 @@ function signedIn(me) {
   $('account').hidden = false;
   setText('who', `${me.user} (${me.role})`);
   allowRollouts(me);
+  allowOwnerFilter(me);
   startLive();
   route();
 }
@@ -165,10 +204,12 @@ function signedOut(note) {
   state.live?.stop();
   state.live = null;
   state.me = null;
+  clearTimeout(meTimer);
   state.stores = new Map();
   state.loaded = false;
   state.route = null;
   clearDeleted();
+  clearStores();
   $('nav').hidden = true;
   $('account').hidden = true;
   $('connection').hidden = true;

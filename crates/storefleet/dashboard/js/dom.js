@@ -46,3 +46,14 @@ export function announce(text) {
 export function externalLink(href, text) {
   return el('a', { href, target: '_blank', rel: 'noopener noreferrer' }, text ?? href);
 }
+
+/** A dashboard address with a query, e.g. routeHash('/audit', {store: id}) -> "#/audit?store=…";
+ * empty values are left out. What a user typed only ever travels through URLSearchParams. */
+export function routeHash(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') query.set(key, String(value));
+  }
+  const text = query.toString();
+  return `#${path}${text ? `?${text}` : ''}`;
+}

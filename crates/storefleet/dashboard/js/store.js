@@ -1,7 +1,7 @@
 // One store: links, progress timeline, admin login behind "reveal", conditions, backups, delete.
 import { api } from './api.js';
 import { initBackups, renderBackups } from './backups.js';
-import { $, el, setText, showError, announce } from './dom.js';
+import { $, el, routeHash, setText, showError, announce } from './dom.js';
 import { badgeClass, dateTime, engineName, sentence } from './format.js';
 import { steps } from './timeline.js';
 
@@ -61,7 +61,7 @@ export function renderStore(state, id) {
   setText('store-owner', store.owner);
   setText('store-created', dateTime(store.created_at));
   setText('store-ready', store.ready_at ? dateTime(store.ready_at) : 'not yet');
-  $('store-audit-link').href = `#/audit?store=${encodeURIComponent(store.store_id)}`;
+  $('store-audit-link').href = routeHash('/audit', { store: store.store_id });
 
   $('store-timeline').replaceChildren(
     ...steps(store).map((s) =>
