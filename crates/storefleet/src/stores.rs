@@ -509,6 +509,12 @@ impl StoreService {
         Ok(self.view(&*self.get_store(caller, id).await?))
     }
 
+    /// A Store as another room of this process just wrote it (e.g. the backup schedule): reads
+    /// wait until the cache shows it, so the caller's next GET is not older than its own write.
+    pub fn wrote(&self, store: &Store) {
+        self.reads.wrote(store, false);
+    }
+
     pub async fn get_store(&self, caller: &Caller, id: &StoreId) -> Result<Arc<Store>, StoreError> {
         let store = match self.reads.get(id.as_str()).await? {
             Some(store) if self.is_ours(&store) => store,

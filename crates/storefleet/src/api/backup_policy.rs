@@ -104,6 +104,8 @@ pub async fn put_schedule(
     let changed = scheduler::set_own(&api, &id, request.schedule)
         .await
         .map_err(StoreError::from)?;
+    // The dashboard reads the schedule back at once (and `clones.test.mjs` saw the old one).
+    state.stores.wrote(&changed);
     let after = scheduler::view(&changed, &state.backup_policy, chrono::Utc::now());
     state
         .audit
