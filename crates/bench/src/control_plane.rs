@@ -27,6 +27,10 @@ pub struct ControlPlane {
     pub token: String,
     pub http: reqwest::Client,
     pub log: PathBuf,
+    /// When the process was spawned.
+    pub spawned: Instant,
+    /// From spawning to the first `/readyz` 200 (polled every 20 ms).
+    pub ready_after: Duration,
 }
 
 impl ControlPlane {
@@ -34,6 +38,7 @@ impl ControlPlane {
         let log = s.dir.join("storefleet.log");
         let offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let out = File::options().create(true).append(true).open(&log)?;
+        let spawned = Instant::now();
         let child = Command::new(&s.binary)
             .args([
                 "serve",
@@ -81,6 +86,8 @@ impl ControlPlane {
                 .timeout(Duration::from_secs(300))
                 .build()?,
             log,
+            spawned,
+            ready_after: Duration::ZERO,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         let addr = loop {
@@ -99,18 +106,19 @@ impl ControlPlane {
                     cp.log.display()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         cp.base = format!("http://{addr}");
         loop {
             let ok = cp.http.get(cp.url("/readyz")).send().await;
             if ok.is_ok_and(|r| r.status().is_success()) {
+                cp.ready_after = spawned.elapsed();
                 break;
             }
             if Instant::now() > deadline {
                 bail!("/readyz not 200 within 120 s; see {}", cp.log.display());
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(cp)
     }
@@ -148,6 +156,16 @@ impl ControlPlane {
 
     /// The `storefleet_stores` gauge summed over phases: Stores in the controller's cache.
     pub async fn cached_stores(&self) -> anyhow::Result<u64> {
+        self.metric("storefleet_stores{").await
+    }
+
+    /// `storefleet_stores_reconciled`: Stores whose reconcile succeeded since the process started.
+    pub async fn reconciled_stores(&self) -> anyhow::Result<u64> {
+        self.metric("storefleet_stores_reconciled ").await
+    }
+
+    /// The sum of the `/metrics` samples whose line starts with `prefix`.
+    async fn metric(&self, prefix: &str) -> anyhow::Result<u64> {
         let text = self
             .http
             .get(self.url("/metrics"))
@@ -157,7 +175,7 @@ impl ControlPlane {
             .await?;
         Ok(text
             .lines()
-            .filter(|l| l.starts_with("storefleet_stores{"))
+            .filter(|l| l.starts_with(prefix))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64)
     }

@@ -5,9 +5,13 @@
 //! 1. provisioning overhead: POST to Ready through Storefleet vs the same helm argv run directly and
 //!    waited for the same readiness, interleaved round by round;
 //! 2. a batch of stores requested at once vs batch size x the single-store time of (1);
-//! 3. `GET /stores` latency with many Store objects, at a fixed concurrency;
-//! 4. resident memory, idle and with many Store objects;
+//! 3. `GET /stores` latency with many Store objects, at fixed concurrencies: the first page of 50, a
+//!    page in the middle (by cursor), the whole list;
+//! 4. resident memory, idle and with many Store objects; the time from start to `/readyz` and to
+//!    every store reconciled;
 //! 5. last pod Ready to Store Ready, from (1).
+//!
+//! With `--only list` only 3 and 4 (at each `--seed` size).
 //!
 //! With `--backups` (`scripts/bench backups`, on the real-pod cluster) only:
 //! 6. backup and restore of a store with a generated database ([`backups`]).
@@ -65,6 +69,16 @@ struct Args {
     /// Concurrent `GET /stores` clients (repeat for several: each is measured on the same stores).
     #[arg(long, default_values_t = [1, 2, 8])]
     concurrency: Vec<usize>,
+    /// Run only some benches: `list`, benches 3 and 4 (seeded Stores; one store is provisioned
+    /// first as their template).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Bench 3: stores per page (`GET /stores?limit=`).
+    #[arg(long, default_value_t = 50)]
+    page: usize,
+    /// Bench 3: requests of the whole list (default: `--requests` x 1,000 / stores, at least 50).
+    #[arg(long)]
+    whole_requests: Option<usize>,
     /// Run only bench 6, backup and restore on the real-pod cluster (`scripts/bench backups`).
     #[arg(long)]
     backups: bool,
@@ -80,6 +94,12 @@ struct Args {
     /// Wait after start (and after the cache is filled) before reading memory.
     #[arg(long, default_value = "5", value_parser = parse_secs)]
     settle: Duration,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Only {
+    /// Benches 3 and 4: `GET /stores` and the start over seeded Stores.
+    List,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -140,11 +160,14 @@ async fn main() -> anyhow::Result<()> {
     println!();
     stats::print_table(&rows);
     println!(
-        "\nmax-parallel {}; {} rounds; batch {} x {} runs; GET /stores {} requests at concurrency {:?}; total {:.0} s",
-        args.max_parallel,
-        args.rounds,
-        args.batch,
-        args.batch_runs,
+        "\n{}GET /stores pages {} requests at concurrency {:?}; total {:.0} s",
+        match args.only {
+            None => format!(
+                "max-parallel {}; {} rounds; batch {} x {} runs; ",
+                args.max_parallel, args.rounds, args.batch, args.batch_runs
+            ),
+            Some(Only::List) => "benches 3 and 4 only; ".into(),
+        },
         args.requests,
         args.concurrency,
         started.elapsed().as_secs_f64()
@@ -221,7 +244,61 @@ async fn run(
         mb(idle.rss),
         mb(idle.hwm)
     );
+    let (template, with_real) = match args.only {
+        None => provisioning(args, settings, client, &cp, &mut rows).await?,
+        // The seeded Stores still copy a store the controller really provisioned.
+        Some(Only::List) => {
+            let p = provision::via_storefleet(&cp, client, &settings.instance).await?;
+            eprintln!("[bench] template store Ready in {}", secs(p.total));
+            provision::delete_via_storefleet(&cp, client, &settings.instance, &[p.id]).await?;
+            (p.object, None)
+        }
+    };
+    cp.stop().await?;
 
+    // 3 and 4: Store objects written while the control plane is stopped, then a fresh start.
+    let mut memory_rows = vec![Row {
+        bench: "4 resident memory, idle (VmRSS)".into(),
+        storefleet: mb(idle.rss),
+        baseline: format!("peak {}", mb(idle.hwm)),
+        ratio: "–".into(),
+        target: "–".into(),
+        met: None,
+    }];
+    if let Some(m) = with_real {
+        memory_rows.push(Row {
+            bench: format!("4 resident memory, {} real stores Ready", args.batch),
+            storefleet: mb(m.rss),
+            baseline: format!("peak {}", mb(m.hwm)),
+            ratio: "–".into(),
+            target: "–".into(),
+            met: None,
+        });
+    }
+    let mut sizes: Vec<Seeded> = Vec::new();
+    for &n in &args.seed {
+        sizes.push(with_seeded(args, settings, token, client, &template, n).await?);
+    }
+    for s in &sizes {
+        // Each figure beside the same figure at the first size: it should grow no faster than
+        // the number of stores (a page's latency not at all).
+        let base = sizes.first().filter(|b| b.n != s.n);
+        rows.extend(list_rows(s, base, args.page));
+        memory_rows.extend(start_rows(s, base, idle));
+    }
+    rows.extend(memory_rows);
+    Ok(rows)
+}
+
+/// Benches 1, 2 and 5 (real stores through the control plane and directly). Answers a store the
+/// controller provisioned (the template of the seeded ones) and the memory with a batch Ready.
+async fn provisioning(
+    args: &Args,
+    settings: &Settings,
+    client: &Client,
+    cp: &ControlPlane,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<(kube::api::DynamicObject, Option<Memory>)> {
     // 1 and 5: interleaved rounds, order alternating so neither side always runs first.
     let direct = Direct::new(args.helm.clone(), settings.chart.clone())?;
     let (mut ours, mut theirs, mut after_pod, mut after_workloads) =
@@ -230,7 +307,7 @@ async fn run(
     for round in 0..args.rounds {
         for side in [round % 2, 1 - round % 2] {
             if side == 0 {
-                let p = provision::via_storefleet(&cp, client, &settings.instance).await?;
+                let p = provision::via_storefleet(cp, client, &settings.instance).await?;
                 eprintln!(
                     "[bench] round {round}: storefleet {} (last pod Ready -> Store Ready {}, workloads ready -> Store Ready {})",
                     secs(p.total),
@@ -240,7 +317,7 @@ async fn run(
                 ours.push(p.total);
                 after_pod.extend(p.after_last_pod);
                 after_workloads.extend(p.after_workloads);
-                provision::delete_via_storefleet(&cp, client, &settings.instance, &[p.id]).await?;
+                provision::delete_via_storefleet(cp, client, &settings.instance, &[p.id]).await?;
                 template = Some(p.object);
             } else {
                 let id = random_id();
@@ -271,7 +348,7 @@ async fn run(
     let mut walls = Vec::new();
     let mut with_real = None;
     for run in 0..args.batch_runs {
-        let (wall, ids) = provision::batch(&cp, client, &settings.instance, args.batch).await?;
+        let (wall, ids) = provision::batch(cp, client, &settings.instance, args.batch).await?;
         eprintln!(
             "[bench] batch run {run}: {} stores Ready in {}",
             args.batch,
@@ -279,7 +356,7 @@ async fn run(
         );
         walls.push(wall);
         with_real = Some(cp.memory()?);
-        provision::delete_via_storefleet(&cp, client, &settings.instance, &ids).await?;
+        provision::delete_via_storefleet(cp, client, &settings.instance, &ids).await?;
     }
     let wall = median(&walls);
     let serial = single * args.batch as u32;
@@ -319,64 +396,33 @@ async fn run(
         stats::list(&after_pod, millis),
         stats::list(&after_workloads, millis)
     );
-    cp.stop().await?;
-
-    // 3 and 4: Store objects written while the control plane is stopped, then a fresh start.
     let template = template.context("bench 1 provisioned no store")?;
-    let mut memory_rows = vec![Row {
-        bench: "4 resident memory, idle (VmRSS)".into(),
-        storefleet: mb(idle.rss),
-        baseline: format!("peak {}", mb(idle.hwm)),
-        ratio: "–".into(),
-        target: "–".into(),
-        met: None,
-    }];
-    if let Some(m) = with_real {
-        memory_rows.push(Row {
-            bench: format!("4 resident memory, {} real stores Ready", args.batch),
-            storefleet: mb(m.rss),
-            baseline: format!("peak {}", mb(m.hwm)),
-            ratio: "–".into(),
-            target: "–".into(),
-            met: None,
-        });
-    }
-    for &n in &args.seed {
-        let (loads, loaded, after) =
-            with_seeded(args, settings, token, client, &template, n).await?;
-        for (concurrency, latencies) in loads {
-            rows.push(Row {
-            bench: format!(
-                "3 GET /stores, {n} stores, {} req at concurrency {concurrency}: p50 / p99 / max",
-                latencies.samples.len(),
-            ),
-            storefleet: format!(
-                "{} / {} / {}",
-                millis(latencies.p(50.0)),
-                millis(latencies.p(99.0)),
-                millis(latencies.max())
-            ),
-            baseline: format!("{:.0} req/s", latencies.per_second()),
-            ratio: "–".into(),
-            target: "p99 <= 5 ms".into(),
-            met: Some(latencies.p(99.0) <= Duration::from_millis(5)),
-        });
-        }
-        memory_rows.push(Row {
-            bench: format!("4 resident memory, {n} Store objects (VmRSS)"),
-            storefleet: mb(loaded.rss),
-            baseline: format!("after bench 3 {}, peak {}", mb(after.rss), mb(after.hwm)),
-            ratio: "–".into(),
-            target: "<= 40 MB".into(),
-            met: Some(loaded.rss <= 40_000_000),
-        });
-    }
-    rows.extend(memory_rows);
-    Ok(rows)
+    Ok((template, with_real))
 }
 
-/// Seeds `n` Stores, starts a fresh control plane over them, waits until its cache holds them all,
-/// reads its memory, runs the `GET /stores` load, reads memory again; then removes them.
+/// Benches 3 and 4 at one number of seeded Stores.
+struct Seeded {
+    n: usize,
+    /// Writing the Stores and their namespaces.
+    seeding: Duration,
+    /// From the process's spawn to `/readyz` 200, to `storefleet_stores` counting every store, and
+    /// to `storefleet_stores_reconciled` counting every store (each had its first, no-op, look).
+    ready: Duration,
+    cached: Duration,
+    reconciled: Duration,
+    /// The first page, and a page in the middle (its number, the pages in all), by concurrency.
+    first: Vec<(usize, load::Latencies)>,
+    deep: Vec<(usize, load::Latencies)>,
+    deep_page: (usize, usize),
+    /// The whole list at concurrency 1.
+    whole: load::Latencies,
+    /// Fresh start, cache full, settled; and after the load.
+    loaded: Memory,
+    after: Memory,
+}
+
+/// Seeds `n` Stores, starts a fresh control plane over them, times its start, reads its memory, runs
+/// the `GET /stores` loads, reads memory again; then removes the Stores.
 async fn with_seeded(
     args: &Args,
     settings: &Settings,
@@ -384,37 +430,96 @@ async fn with_seeded(
     client: &Client,
     template: &kube::api::DynamicObject,
     n: usize,
-) -> anyhow::Result<(Vec<(usize, load::Latencies)>, Memory, Memory)> {
+) -> anyhow::Result<Seeded> {
+    // The namespaces of a previous size are deleted by the cluster in the background: not while
+    // this one is measured.
+    let t0 = Instant::now();
+    seed::wait_namespaces_gone(client, &settings.instance, Duration::from_secs(600)).await?;
+    if t0.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "[bench] waited {} for the previous namespaces to go",
+            secs(t0.elapsed())
+        );
+    }
     let t0 = Instant::now();
     seed::create(client, template, n).await?;
-    eprintln!("[bench] seeded {n} Store objects in {}", secs(t0.elapsed()));
+    let seeding = t0.elapsed();
+    eprintln!("[bench] seeded {n} Store objects in {}", secs(seeding));
     let cp = ControlPlane::start(settings, token).await?;
-    let t0 = Instant::now();
-    while cp.cached_stores().await? < n as u64 {
+    let ready = cp.ready_after;
+    let (mut cached, mut reconciled) = (None, None);
+    let deadline = Duration::from_secs(600);
+    while reconciled.is_none() {
         anyhow::ensure!(
-            t0.elapsed() < Duration::from_secs(300),
-            "the controller's cache did not reach {n} stores"
+            cp.spawned.elapsed() < deadline,
+            "after {}: {} of {n} stores cached, {} reconciled",
+            secs(deadline),
+            cp.cached_stores().await?,
+            cp.reconciled_stores().await?
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if cached.is_none() && cp.cached_stores().await? >= n as u64 {
+            cached = Some(cp.spawned.elapsed());
+        }
+        if cached.is_some() && cp.reconciled_stores().await? >= n as u64 {
+            reconciled = Some(cp.spawned.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (cached, reconciled) = (cached.unwrap_or_default(), reconciled.unwrap_or_default());
     eprintln!(
-        "[bench] control plane holds {n} stores {} after /readyz",
-        secs(t0.elapsed())
+        "[bench] {n} stores: from start /readyz {}, all cached {}, all reconciled {}",
+        secs(ready),
+        secs(cached),
+        secs(reconciled)
     );
     tokio::time::sleep(args.settle).await;
     let loaded = cp.memory()?;
-    let mut loads = Vec::new();
+
+    let page = args.page;
+    let pages = n.div_ceil(page);
+    let middle = pages / 2;
+    let first_path = format!("/stores?limit={page}");
+    let deep_path = if middle == 0 {
+        first_path.clone()
+    } else {
+        let cursor = load::cursor_after(&cp, page, middle).await?;
+        format!("/stores?limit={page}&cursor={cursor}")
+    };
+    let (mut first, mut deep) = (Vec::new(), Vec::new());
     for &concurrency in &args.concurrency {
-        let latencies = load::list_stores(&cp, args.requests, concurrency, n).await?;
-        eprintln!(
-            "[bench] {n} stores, concurrency {concurrency}: GET /stores p50 {} p99 {} max {} {:.0} req/s",
-            millis(latencies.p(50.0)),
-            millis(latencies.p(99.0)),
-            millis(latencies.max()),
-            latencies.per_second()
-        );
-        loads.push((concurrency, latencies));
+        for (what, path, expect, out) in [
+            ("first page", &first_path, page.min(n), &mut first),
+            (
+                "middle page",
+                &deep_path,
+                page.min(n - middle * page),
+                &mut deep,
+            ),
+        ] {
+            let l = load::list_stores(&cp, path, args.requests, concurrency, expect).await?;
+            eprintln!(
+                "[bench] {n} stores, {what}, concurrency {concurrency}: p50 {} p99 {} max {} {:.0} req/s",
+                millis(l.p(50.0)),
+                millis(l.p(99.0)),
+                millis(l.max()),
+                l.per_second()
+            );
+            out.push((concurrency, l));
+        }
     }
+    // The same bytes moved at every size: fewer requests of a larger answer.
+    let whole_requests = args
+        .whole_requests
+        .unwrap_or((args.requests * 1000 / n.max(1)).max(50))
+        .min(args.requests);
+    let whole = load::list_stores(&cp, "/stores", whole_requests, 1, n).await?;
+    eprintln!(
+        "[bench] {n} stores, whole list ({} bytes): p50 {} p99 {} max {}",
+        whole.bytes,
+        millis(whole.p(50.0)),
+        millis(whole.p(99.0)),
+        millis(whole.max()),
+    );
     let after = cp.memory()?;
     eprintln!(
         "[bench] {n} stores: VmRSS {} (after GET load {}, peak {})",
@@ -424,5 +529,138 @@ async fn with_seeded(
     );
     cp.stop().await?;
     seed::remove(client, &settings.instance).await?;
-    Ok((loads, loaded, after))
+    Ok(Seeded {
+        n,
+        seeding,
+        ready,
+        cached,
+        reconciled,
+        first,
+        deep,
+        deep_page: (middle + 1, pages),
+        whole,
+        loaded,
+        after,
+    })
+}
+
+/// `x9.8 of 1000`: this size's figure over the first size's.
+fn growth(value: f64, base: Option<(f64, usize)>) -> String {
+    match base {
+        Some((b, n)) if b > 0.0 => format!("x{:.1} of {n}", value / b),
+        _ => "–".into(),
+    }
+}
+
+fn secs_f(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn list_rows(s: &Seeded, base: Option<&Seeded>, page: usize) -> Vec<Row> {
+    let n = s.n;
+    let p99 = |l: &load::Latencies| secs_f(l.p(99.0));
+    let mut rows = Vec::new();
+    for (what, loads, base_loads) in [
+        ("first page", &s.first, base.map(|b| &b.first)),
+        (
+            &*format!("page {} of {} (cursor)", s.deep_page.0, s.deep_page.1),
+            &s.deep,
+            base.map(|b| &b.deep),
+        ),
+    ] {
+        for (concurrency, l) in loads {
+            let b = base_loads
+                .and_then(|bl| bl.iter().find(|(c, _)| c == concurrency))
+                .map(|(_, bl)| (p99(bl), base.map_or(0, |b| b.n)));
+            rows.push(Row {
+                bench: format!(
+                    "3 GET /stores?limit={page}, {what}, {n} stores, {} req at concurrency {concurrency}: p50 / p99 / max",
+                    l.samples.len()
+                ),
+                storefleet: format!(
+                    "{} / {} / {}",
+                    millis(l.p(50.0)),
+                    millis(l.p(99.0)),
+                    millis(l.max())
+                ),
+                baseline: format!("{:.0} req/s, {} bytes", l.per_second(), l.bytes),
+                ratio: growth(p99(l), b),
+                target: "p99 <= 5 ms".into(),
+                met: Some(l.p(99.0) <= Duration::from_millis(5)),
+            });
+        }
+    }
+    let w = &s.whole;
+    rows.push(Row {
+        bench: format!(
+            "3 GET /stores, whole list, {n} stores, {} req at concurrency 1: p50 / p99 / max",
+            w.samples.len()
+        ),
+        storefleet: format!(
+            "{} / {} / {}",
+            millis(w.p(50.0)),
+            millis(w.p(99.0)),
+            millis(w.max())
+        ),
+        baseline: format!(
+            "{:.0} req/s, {} per answer",
+            w.per_second(),
+            mb(w.bytes as u64)
+        ),
+        ratio: growth(
+            secs_f(w.p(50.0)),
+            base.map(|b| (secs_f(b.whole.p(50.0)), b.n)),
+        ),
+        target: "–".into(),
+        met: None,
+    });
+    rows
+}
+
+fn start_rows(s: &Seeded, base: Option<&Seeded>, idle: Memory) -> Vec<Row> {
+    let n = s.n;
+    let bn = base.map_or(0, |b| b.n);
+    // The memory target of the issue at hand: 40 MB with 1,000 Stores, 60 MB with 10,000.
+    let limit = if n <= 1000 { 40_000_000 } else { 60_000_000 };
+    let above_idle = |m: &Memory| m.rss.saturating_sub(idle.rss) as f64;
+    vec![
+        Row {
+            bench: format!("4 start -> /readyz 200, {n} Store objects"),
+            storefleet: secs(s.ready),
+            baseline: format!("all {n} in the cache at {}", secs(s.cached)),
+            ratio: growth(secs_f(s.ready), base.map(|b| (secs_f(b.ready), bn))),
+            target: "–".into(),
+            met: None,
+        },
+        Row {
+            bench: format!("4 start -> every store reconciled (no-op), {n} Store objects"),
+            storefleet: secs(s.reconciled),
+            baseline: format!("seeding them took {}", secs(s.seeding)),
+            ratio: growth(
+                secs_f(s.reconciled),
+                base.map(|b| (secs_f(b.reconciled), bn)),
+            ),
+            target: "–".into(),
+            met: None,
+        },
+        Row {
+            bench: format!("4 resident memory, {n} Store objects, cache full (VmRSS)"),
+            storefleet: mb(s.loaded.rss),
+            baseline: format!(
+                "after bench 3 {}, peak {}",
+                mb(s.after.rss),
+                mb(s.after.hwm)
+            ),
+            ratio: match base {
+                Some(b) => format!(
+                    "{}; above idle {}",
+                    growth(s.loaded.rss as f64, Some((b.loaded.rss as f64, bn))),
+                    growth(above_idle(&s.loaded), Some((above_idle(&b.loaded), bn)))
+                ),
+                None => "–".into(),
+            },
+            target: format!("<= {}", mb(limit)),
+            met: Some(s.loaded.rss <= limit),
+        },
+    ]
 }

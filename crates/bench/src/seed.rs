@@ -131,6 +131,30 @@ pub async fn remove(client: &Client, instance: &str) -> anyhow::Result<usize> {
     Ok(count)
 }
 
+/// Waits until no namespace of the instance's seeded Stores is left (the garbage collector deletes
+/// them after their Stores, and the namespace controller empties each first: at 10,000 this takes
+/// a while, and it loads the API server).
+pub async fn wait_namespaces_gone(
+    client: &Client,
+    instance: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let api = Api::<Namespace>::all(client.clone());
+    let lp = ListParams::default().labels(&format!("{LABEL_INSTANCE}={instance}"));
+    let t0 = std::time::Instant::now();
+    loop {
+        let left = api.list_metadata(&lp).await?.items.len();
+        if left == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            t0.elapsed() < timeout,
+            "{left} namespaces of seeded stores still there after {timeout:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 /// The status with every mention of the template's id (url, messages) replaced.
 fn renamed(status: &Value, old: &str, new: &str) -> Value {
     serde_json::from_str(&status.to_string().replace(old, new)).unwrap_or_else(|_| status.clone())

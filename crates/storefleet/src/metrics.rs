@@ -2,7 +2,7 @@
 //! controller's cache at scrape time (so they cannot drift from what the controller sees);
 //! everything else is recorded where it happens: provisioning and Helm durations by the controller,
 //! HTTP by a middleware.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -143,6 +143,17 @@ pub struct Metrics {
     /// controller from the `StoreBackup`s themselves, so it is right after a restart too.
     last_backup: Family<StoreLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     last_backup_refill: Mutex<()>,
+    stores_reconciled: Gauge,
+    reconciled: Mutex<Reconciled>,
+}
+
+/// Stores whose reconcile succeeded since this process started, each with the number of the
+/// scrape that last saw it in the cache: a name no scrape sees any more (a deleted store) is
+/// dropped, so the map is bounded by the stores there are, not by those there ever were.
+#[derive(Default)]
+struct Reconciled {
+    names: HashMap<String, u64>,
+    scrape: u64,
 }
 
 impl Default for Metrics {
@@ -271,6 +282,12 @@ impl Metrics {
             Unit::Seconds,
             last_backup.clone(),
         );
+        let stores_reconciled = Gauge::default();
+        registry.register(
+            "stores_reconciled",
+            "Stores of this control plane instance whose reconcile has succeeded at least once since this process started (after a restart: equal to the store count once every store had its first look)",
+            stores_reconciled.clone(),
+        );
         // Known reasons start at 0, so the family is visible (and `rate()` works) before a failure.
         for reason in RECONCILE_ERROR_REASONS {
             let _ = reconcile_errors.get_or_create(&ReasonLabels { reason });
@@ -295,6 +312,8 @@ impl Metrics {
             backup_size,
             last_backup,
             last_backup_refill: Mutex::new(()),
+            stores_reconciled,
+            reconciled: Mutex::default(),
         }
     }
 }
@@ -398,11 +417,43 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// A reconcile of the store ended without an error (a no-op counts).
+    pub fn store_reconciled(&self, store_id: &str) {
+        let mut reconciled = self
+            .reconciled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Kept until the scrape after next at least, so a store the scraped cache does not show
+        // yet is not dropped.
+        let next = reconciled.scrape + 1;
+        if let Some(seen) = reconciled.names.get_mut(store_id) {
+            *seen = (*seen).max(next);
+        } else {
+            reconciled.names.insert(store_id.to_owned(), next);
+        }
+    }
+
     pub fn render<'a>(&self, stores: impl Iterator<Item = &'a Store>) -> String {
         let mut counts = [0i64; Phase::ALL.len()];
-        // One pass over the cache for both families; a map keyed by target, not by store.
+        // One pass over the cache for all three families; a map keyed by target, not by store.
         let mut by_target: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut reconciled = self
+            .reconciled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reconciled.scrape += 1;
+        let scrape = reconciled.scrape;
+        let mut reconciled_count = 0;
         for store in stores {
+            if let Some(seen) = store
+                .metadata
+                .name
+                .as_deref()
+                .and_then(|name| reconciled.names.get_mut(name))
+            {
+                *seen = scrape;
+                reconciled_count += 1;
+            }
             let target = store
                 .spec
                 .release
@@ -419,6 +470,9 @@ impl Metrics {
                 .position(|p| *p == phase)
                 .expect("every phase is listed")] += 1;
         }
+        reconciled.names.retain(|_, seen| *seen >= scrape);
+        drop(reconciled);
+        self.stores_reconciled.set(reconciled_count);
         for (phase, count) in Phase::ALL.iter().zip(counts) {
             self.stores
                 .get_or_create(&PhaseLabels {
@@ -548,6 +602,28 @@ mod tests {
         }
         let text = m.render([&a].into_iter());
         assert!(!text.contains(r#"target="wp-6.9""#), "{text}");
+    }
+
+    #[test]
+    fn counts_stores_reconciled_since_start_and_forgets_deleted_ones() {
+        let m = Metrics::default();
+        let (a, b) = (store("store-000001", None), store("store-000002", None));
+        let text = m.render([&a, &b].into_iter());
+        assert!(text.contains("storefleet_stores_reconciled 0\n"), "{text}");
+        m.store_reconciled("store-000001");
+        m.store_reconciled("store-000001");
+        // Reconciled, but not in the scraped cache yet: not counted, not forgotten.
+        m.store_reconciled("store-000003");
+        let text = m.render([&a, &b].into_iter());
+        assert!(text.contains("storefleet_stores_reconciled 1\n"), "{text}");
+        m.store_reconciled("store-000002");
+        let text = m.render([&a, &b].into_iter());
+        assert!(text.contains("storefleet_stores_reconciled 2\n"), "{text}");
+        // store-000001 deleted; store-000003 never showed up in a scrape and is gone too.
+        let text = m.render([&b].into_iter());
+        assert!(text.contains("storefleet_stores_reconciled 1\n"), "{text}");
+        let names = &m.reconciled.lock().expect("not poisoned").names;
+        assert_eq!(names.keys().collect::<Vec<_>>(), ["store-000002"]);
     }
 
     #[test]
