@@ -172,8 +172,8 @@ async fn api_app(
         config.instance.clone(),
         config.urls.clone(),
         config.max_stores,
-        db.idempotency(config.retention.idempotency_ttl),
-        db.audit(),
+        db.clone(),
+        config.retention.idempotency_ttl,
     );
     let sessions = Arc::new(api::session::Sessions::new(
         db.sessions(),

@@ -23,7 +23,9 @@ use crate::crd::{
 };
 use crate::domain::{Engine, IdempotencyKey, Owner, Role, StoreId, StoreName, UserId};
 use crate::plans::{PlanName, PlanTable, UnknownPlan, VolumeRefusal};
-use crate::storage::{Action, AuditEntry, AuditLog, IdempotencyStore, StoredAnswer, User};
+use crate::storage::{
+    Action, AuditEntry, AuditLog, Database, Exclusive, IdempotencyStore, LockName, StoredAnswer, User,
+};
 use crate::store_feed::{FeedEvent, StoreFeed};
 use crate::store_list::{self, Listing, StoreQuery};
 use crate::store_reads::StoreReads;
@@ -205,10 +207,9 @@ pub struct StoreService {
     instance: String,
     urls: StoreUrls,
     max_stores: u32,
-    /// Serialises count-then-create, so both quotas (per user and global) hold under concurrent
-    /// requests. One control plane per instance is the deployment model; several replicas would need
-    /// a lease instead.
-    create_lock: tokio::sync::Mutex<()>,
+    /// Holds the lock that serialises count-then-create across every replica (`storage/lock.rs`), so
+    /// both quotas (per user and global) and idempotency keys hold under concurrent requests.
+    db: Database,
     idempotency: IdempotencyStore,
     audit: AuditLog,
     /// `list` and `get` read the API's watch cache (with read-your-writes).
@@ -227,8 +228,8 @@ impl StoreService {
         instance: String,
         urls: StoreUrls,
         max_stores: u32,
-        idempotency: IdempotencyStore,
-        audit: AuditLog,
+        db: Database,
+        idempotency_ttl: std::time::Duration,
     ) -> Self {
         let api = Api::all(client.clone());
         Self {
@@ -241,10 +242,20 @@ impl StoreService {
             instance,
             urls,
             max_stores,
-            create_lock: tokio::sync::Mutex::new(()),
-            idempotency,
-            audit,
+            idempotency: db.idempotency(idempotency_ttl),
+            audit: db.audit(),
+            db,
         }
+    }
+
+    /// Count-then-create, one at a time across the replicas: the count is read from the API server
+    /// (not a cache, which lags behind the creates just made) while this is held.
+    async fn create_lock(&self) -> Result<Exclusive, sqlx::Error> {
+        self.db
+            .exclusive(LockName::StoreCreate {
+                instance: &self.instance,
+            })
+            .await
     }
 
     /// The global quota: stores of this instance that may exist at once, whoever owns them.
@@ -268,7 +279,7 @@ impl StoreService {
         new: NewStore,
         key: Option<IdempotencyKey>,
     ) -> Result<Created, StoreError> {
-        let _serialised = self.create_lock.lock().await;
+        let _serialised = self.create_lock().await?;
         let fingerprint = new.fingerprint(self.plans.default_plan());
         if let Some(key) = &key
             && let Some(first) = self
@@ -570,7 +581,7 @@ impl StoreService {
             return Err(refusal);
         }
         // Serialised with creates: a create and a rename must not both take one name.
-        let _one_at_a_time = self.create_lock.lock().await;
+        let _one_at_a_time = self.create_lock().await?;
         if let Some(name) = &name {
             let taken = self
                 .api

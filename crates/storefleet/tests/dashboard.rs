@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
-use support::{EventStream, Options, Server};
+use support::{Db, EventStream, Options, Server};
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -437,7 +437,15 @@ async fn next_event(events: &mut EventStream) -> (String, Value) {
 /// memory: the cookie answered 401 after the restart.
 #[tokio::test]
 async fn a_session_survives_a_restart_and_a_signed_out_one_does_not_come_back() {
-    let mut server = Server::start("dash-restart", Options::default()).await;
+    // SQLite on either run: the end of the test reads the database file for the session id.
+    let mut server = Server::start(
+        "dash-restart",
+        Options {
+            database: Db::Sqlite,
+            ..Options::default()
+        },
+    )
+    .await;
     let sign_in = || async {
         let r = server
             .http

@@ -1,5 +1,5 @@
-//! Two replicas of one control plane (two real `storefleet serve` processes, each with its own
-//! SQLite, the same instance and Lease) against the test cluster: exactly one runs the controllers;
+//! Two replicas of one control plane (two real `storefleet serve` processes on one database of the
+//! test PostgreSQL server, the same instance and Lease) against the test cluster: exactly one runs the controllers;
 //! a store created through either API becomes Ready; `kill -9` of the leader while a store
 //! provisions hands over within 15 s and the store still becomes Ready, released once; a SIGTERM
 //! hands over in under 3 s.
@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Options, READY_TIMEOUT, Server};
+use support::{Db, Options, READY_TIMEOUT, Server};
 
 /// The bound for a takeover after `kill -9` of the leader.
 const TAKEOVER_AFTER_KILL: Duration = Duration::from_secs(15);
@@ -23,6 +23,8 @@ const HANDOVER_AFTER_SIGTERM: Duration = Duration::from_secs(3);
 fn replica_options() -> Options {
     Options {
         extra_args: vec!["--leader-election".into()],
+        // Replicas share one PostgreSQL database, as in production (docs/production.md).
+        database: Db::Postgres,
         ..Options::default()
     }
 }

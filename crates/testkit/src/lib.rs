@@ -5,7 +5,10 @@
 //!   or dead cluster panics with what to run, quickly: never a hang, never a skip.
 //! - [`Cluster::namespace`] makes a fresh namespace per test, deleted again when the guard drops.
 //! - [`Cluster::helm`] and [`Cluster::kubectl`] give argv-only commands with the cluster's kubeconfig.
+//! - [`postgres::fresh_database`] gives a test its own database on the test PostgreSQL server.
 //! - [`wait_for`] polls a condition with a deadline and a message that says what did not happen.
+
+pub mod postgres;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyPool, Row};
+
+use super::Stamp;
 use utoipa::ToSchema;
 
 /// Caps in bytes: a detail says what happened in a sentence; an actor is a user name or a built-in.
@@ -166,13 +168,13 @@ struct Refusals {
 
 #[derive(Clone)]
 pub struct AuditLog {
-    pool: SqlitePool,
+    pool: AnyPool,
     /// Held across the write: two first refusals of one caller at once must not make two entries.
     refusals: Arc<tokio::sync::Mutex<Refusals>>,
 }
 
 impl AuditLog {
-    pub(super) fn new(pool: SqlitePool) -> Self {
+    pub(super) fn new(pool: AnyPool) -> Self {
         Self {
             pool,
             refusals: Arc::default(),
@@ -200,9 +202,9 @@ impl AuditLog {
     async fn insert(&self, entry: &AuditEntry) -> Result<i64, sqlx::Error> {
         let done = sqlx::query(
             "INSERT INTO audit_log (at, actor, action, store_id, store_owner, outcome, detail, remote_addr) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
-        .bind(Utc::now())
+        .bind(Stamp::now())
         .bind(&entry.actor)
         .bind(entry.action.as_str())
         .bind(&entry.store_id)
@@ -210,9 +212,9 @@ impl AuditLog {
         .bind(&entry.outcome)
         .bind(&entry.detail)
         .bind(&entry.remote_addr)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(done.last_insert_rowid())
+        done.try_get("id")
     }
 
     /// The first refusal of a caller in a window is an entry; the repeats count in it.
@@ -231,7 +233,7 @@ impl AuditLog {
             .filter(|(_, since)| now.duration_since(*since) < REFUSAL_WINDOW)
             .map(|(id, _)| *id);
         if let Some(id) = counting {
-            let updated = sqlx::query("UPDATE audit_log SET count = count + 1 WHERE id = ?")
+            let updated = sqlx::query("UPDATE audit_log SET count = count + 1 WHERE id = $1")
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
@@ -271,15 +273,15 @@ impl AuditLog {
         if let Some(age) = max_age {
             let cutoff =
                 Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-            deleted += sqlx::query("DELETE FROM audit_log WHERE at < ?")
-                .bind(cutoff)
+            deleted += sqlx::query("DELETE FROM audit_log WHERE at < $1")
+                .bind(Stamp(cutoff))
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
         }
         if let Some(max) = max_entries {
             deleted += sqlx::query(
-                "DELETE FROM audit_log WHERE id <= (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                "DELETE FROM audit_log WHERE id <= (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET $1)",
             )
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .execute(&self.pool)
@@ -314,13 +316,13 @@ impl AuditLog {
     ) -> Result<Vec<AuditRecord>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, store_id, store_owner, outcome, detail, remote_addr, count \
-             FROM audit_log WHERE (?1 IS NULL OR store_id = ?1) \
-             AND (?3 IS NULL \
-                  OR (store_owner = ?3 AND (action != 'denied' OR actor = ?3)) \
-                  OR (store_owner IS NULL AND actor = ?3 \
+             FROM audit_log WHERE ($1 IS NULL OR store_id = $1) \
+             AND ($3 IS NULL \
+                  OR (store_owner = $3 AND (action != 'denied' OR actor = $3)) \
+                  OR (store_owner IS NULL AND actor = $3 \
                       AND actor NOT IN ('anonymous', 'controller', 'storefleet', 'system'))) \
-             AND (?4 IS NULL OR id < ?4) \
-             ORDER BY id DESC LIMIT ?2",
+             AND ($4 IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $2",
         )
         .bind(store_id)
         .bind(i64::from(limit))
@@ -332,7 +334,7 @@ impl AuditLog {
             .map(|row| {
                 Ok(AuditRecord {
                     id: row.try_get("id")?,
-                    at: row.try_get("at")?,
+                    at: row.try_get::<Stamp, _>("at")?.0,
                     actor: row.try_get("actor")?,
                     action: row.try_get("action")?,
                     store_id: row.try_get("store_id")?,

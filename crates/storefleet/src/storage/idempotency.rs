@@ -3,8 +3,10 @@
 //! housekeeping deletes it.
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use sqlx::{Row, SqlitePool};
+use chrono::Utc;
+use sqlx::{AnyPool, Row};
+
+use super::Stamp;
 
 /// The answer given the first time a key was used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,24 +18,24 @@ pub struct StoredAnswer {
 
 #[derive(Clone)]
 pub struct IdempotencyStore {
-    pool: SqlitePool,
+    pool: AnyPool,
     ttl: Duration,
 }
 
 impl IdempotencyStore {
-    pub(super) fn new(pool: SqlitePool, ttl: Duration) -> Self {
+    pub(super) fn new(pool: AnyPool, ttl: Duration) -> Self {
         Self { pool, ttl }
     }
 
     /// Keys saved before this have expired.
-    fn cutoff(&self) -> DateTime<Utc> {
-        Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX)
+    fn cutoff(&self) -> Stamp {
+        Stamp(Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX))
     }
 
     pub async fn find(&self, owner: &str, key: &str) -> Result<Option<StoredAnswer>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT request_hash, status, body FROM idempotency_keys \
-             WHERE owner = ? AND key = ? AND created_at >= ?",
+             WHERE owner = $1 AND key = $2 AND created_at >= $3",
         )
         .bind(owner)
         .bind(key)
@@ -53,7 +55,7 @@ impl IdempotencyStore {
     /// Deletes expired keys; answers how many.
     pub async fn prune(&self) -> Result<u64, sqlx::Error> {
         Ok(
-            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(self.cutoff())
                 .execute(&self.pool)
                 .await?
@@ -72,10 +74,10 @@ impl IdempotencyStore {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO idempotency_keys (owner, key, request_hash, status, body, store_id, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, key) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (owner, key) DO UPDATE SET \
              request_hash = excluded.request_hash, status = excluded.status, body = excluded.body, \
              store_id = excluded.store_id, created_at = excluded.created_at \
-             WHERE idempotency_keys.created_at < ?",
+             WHERE idempotency_keys.created_at < $8",
         )
         .bind(owner)
         .bind(key)
@@ -83,7 +85,7 @@ impl IdempotencyStore {
         .bind(i64::from(answer.status))
         .bind(&answer.body)
         .bind(store_id)
-        .bind(Utc::now())
+        .bind(Stamp::now())
         .bind(self.cutoff())
         .execute(&self.pool)
         .await

@@ -1,51 +1,110 @@
-//! Storage of the audit log, idempotency keys, users, tokens and dashboard sessions. SQLite only for now; everything else
-//! talks to [`Database`] and the small stores below, so a PostgreSQL backend can come in behind them.
+//! Storage of the audit log, idempotency keys, users, tokens and dashboard sessions, in SQLite (the
+//! zero-setup default of one replica: a file) or PostgreSQL (shared by every replica). Both run the same
+//! queries through sqlx's Any driver, with `$1`-style parameters (sqlx's SQLite driver reads them too),
+//! and each has its own migrations (`migrations/sqlite`, `migrations/postgres`). The little that
+//! differs between them is here and in `lock.rs`.
 mod audit;
 mod housekeeping;
 mod idempotency;
+mod lock;
 mod sessions;
+mod stamp;
 mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use audit::{Action, AuditEntry, AuditLog, AuditRecord, BUILT_IN_ACTORS, DETAIL_MAX};
 pub use housekeeping::{Housekeeping, Retention};
 pub use idempotency::{IdempotencyStore, StoredAnswer};
+pub use lock::{Exclusive, LockName};
 pub use sessions::SessionStore;
+pub use stamp::Stamp;
 pub use users::{AuthFailure, Authenticated, Bootstrap, TokenInfo, User, UserError, Users};
+
+/// Which server holds the data: it decides the migrations, how a writing transaction begins, and how
+/// replicas take a lock (`lock.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of(url: &str) -> anyhow::Result<Self> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Self::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Self::Postgres),
+            _ => anyhow::bail!(
+                "--database-url: expected sqlite://<file> or postgres://<user>@<host>/<database>"
+            ),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Database {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    /// One process's side of every lock (`lock.rs`).
+    local: lock::Local,
 }
 
 impl Database {
-    /// Opens (creating if missing) the database and runs the migrations.
+    /// Opens (creating a SQLite file if missing) the database and runs the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            url.starts_with("sqlite:"),
-            "--database-url {url:?}: only sqlite: URLs are supported for now"
-        );
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("--database-url {url:?}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let backend = Backend::of(url)?;
+        // The URL may hold a password: errors name the backend, never the URL.
+        let what = match backend {
+            Backend::Sqlite => format!("the SQLite database {url}"),
+            Backend::Postgres => "the PostgreSQL database of --database-url".to_owned(),
+        };
+        sqlx::any::install_default_drivers();
+        let options = match backend {
+            Backend::Sqlite => {
+                // What the Any driver cannot say in a URL, once per file: create it, and WAL (which the
+                // file keeps), so that readers do not wait for the writer.
+                SqliteConnectOptions::from_str(url)
+                    .with_context(|| format!("--database-url {url:?}"))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .connect()
+                    .await
+                    .with_context(|| format!("opening {what}"))?
+                    .close()
+                    .await?;
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // A writer waits its turn rather than failing with "database is locked".
+                            conn.execute("PRAGMA busy_timeout = 10000").await.map(drop)
+                        })
+                    })
+            }
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(10)
+                .acquire_timeout(Duration::from_secs(10)),
+        };
+        let pool = options
+            .connect(url)
             .await
-            .with_context(|| format!("opening {url}"))?;
-        // The API and controller containers open one file at once: when both migrate a new file, the
-        // second may collide with the first; a moment later it finds the work done.
+            .with_context(|| format!("connecting to {what}"))?;
+        // Two processes may migrate one new database at once (the API and controller containers on
+        // one SQLite file; PostgreSQL's migrator takes a lock, but a first `CREATE TABLE
+        // _sqlx_migrations` may still collide): a moment later the second finds the work done.
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
         let mut attempt = 0;
         loop {
-            match sqlx::migrate!("./migrations").run(&pool).await {
+            match migrator.run(&pool).await {
                 Ok(()) => break,
                 Err(e) if attempt < 10 => {
                     attempt += 1;
@@ -55,11 +114,25 @@ impl Database {
                 Err(e) => return Err(e).context("running database migrations"),
             }
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            backend,
+            local: lock::Local::default(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+    }
+
+    /// `name`, held by this process alone among every replica on this database until the answer is
+    /// dropped (`lock.rs`).
+    pub async fn exclusive(&self, name: LockName<'_>) -> Result<Exclusive, sqlx::Error> {
+        lock::take(&self.pool, self.backend, &self.local, name).await
     }
 
     pub fn audit(&self) -> AuditLog {
@@ -77,22 +150,79 @@ impl Database {
     }
 
     pub fn users(&self) -> Users {
-        Users::new(self.pool.clone())
+        Users::new(self.pool.clone(), self.backend)
+    }
+}
+
+/// A transaction that reads, then writes, and must not interleave with another such one.
+/// SQLite: `BEGIN IMMEDIATE` (a deferred one that must upgrade while another connection writes fails
+/// at once with "database is locked"; an immediate one waits its turn). PostgreSQL: a transaction that
+/// first takes a transaction-scoped advisory lock, released at commit or rollback.
+async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('storefleet:writes'))")
+                .execute(&mut *tx)
+                .await?;
+            Ok(tx)
+        }
+    }
+}
+
+/// A flag column: BOOLEAN on PostgreSQL, 0/1 INTEGER on SQLite (the Any driver converts neither into
+/// the other).
+fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    row.try_get::<bool, _>(column)
+        .or_else(|_| row.try_get::<i64, _>(column).map(|n| n != 0))
+}
+
+
+/// Every storage test runs on both backends: a SQLite file, and a fresh database on the test
+/// PostgreSQL server (`testkit::postgres`).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Database;
+
+    pub struct TestDb {
+        pub db: Database,
+        /// To connect again, as a restart does.
+        pub url: String,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    impl TestDb {
+        pub async fn sqlite() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            let db = Database::connect(&url).await.unwrap();
+            Self { db, url, _dir: Some(dir) }
+        }
+
+        pub async fn postgres() -> Self {
+            let url = testkit::postgres::fresh_database().await;
+            let db = Database::connect(&url).await.unwrap();
+            Self { db, url, _dir: None }
+        }
+
+        pub async fn each_backend() -> [Self; 2] {
+            [Self::sqlite().await, Self::postgres().await]
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testing::TestDb;
     use super::*;
     use crate::domain::{Role, UserId, UserName};
     use chrono::Utc;
 
-    async fn temp_db() -> (tempfile::TempDir, Database) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let db = Database::connect(&url).await.unwrap();
-        (dir, db)
-    }
 
     fn entry(action: Action, store_id: Option<&str>) -> AuditEntry {
         AuditEntry {
@@ -108,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn audit_is_newest_first_and_filters_by_store() {
-        let (_dir, db) = temp_db().await;
+        for TestDb { db, .. } in TestDb::each_backend().await {
         let audit = db.audit();
         audit
             .record(entry(Action::Create, Some("store-000001")))
@@ -132,11 +262,12 @@ mod tests {
         let actions: Vec<&str> = older.iter().map(|r| r.action.as_str()).collect();
         assert_eq!(actions, ["create"]);
         db.ping().await.unwrap();
+        }
     }
 
     #[tokio::test]
     async fn idempotency_keeps_the_first_answer_per_owner() {
-        let (dir, db) = temp_db().await;
+        for TestDb { db, url, .. } in TestDb::each_backend().await {
         let keys = db.idempotency(Duration::from_secs(3600));
         let first = StoredAnswer {
             request_hash: "h1".into(),
@@ -156,8 +287,7 @@ mod tests {
         assert_eq!(keys.find("someone-else", "k").await.unwrap(), None);
         // Survives a reconnect (migrations run again, idempotently).
         drop(db);
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let again = Database::connect(&url).await.unwrap();
+                let again = Database::connect(&url).await.unwrap();
         assert_eq!(
             again
                 .idempotency(Duration::from_secs(3600))
@@ -166,11 +296,12 @@ mod tests {
                 .unwrap(),
             Some(first)
         );
+        }
     }
 
     #[tokio::test]
     async fn members_read_entries_about_their_stores_and_their_own() {
-        let (_dir, db) = temp_db().await;
+        for TestDb { db, .. } in TestDb::each_backend().await {
         let audit = db.audit();
         let at = |actor: &str, store: Option<(&str, &str)>| AuditEntry {
             actor: actor.into(),
@@ -237,11 +368,12 @@ mod tests {
             .unwrap();
         assert!(bob_about.is_empty());
         assert_eq!(audit.list(100, None, None).await.unwrap().len(), 7);
+        }
     }
 
     #[tokio::test]
     async fn refusals_repeated_by_one_caller_are_one_entry_with_a_count() {
-        let (_dir, db) = temp_db().await;
+        for TestDb { db, .. } in TestDb::each_backend().await {
         let audit = db.audit();
         let refusal = |port: u16, detail: &str| AuditEntry {
             remote_addr: Some(format!("192.0.2.1:{port}")),
@@ -270,11 +402,12 @@ mod tests {
                 .await;
         }
         assert_eq!(audit.entries().await.unwrap(), 5);
+        }
     }
 
     #[tokio::test]
     async fn every_field_is_capped() {
-        let (_dir, db) = temp_db().await;
+        for TestDb { db, .. } in TestDb::each_backend().await {
         let audit = db.audit();
         audit
             .record(AuditEntry {
@@ -287,11 +420,12 @@ mod tests {
         assert!(row.detail.len() <= DETAIL_MAX, "{}", row.detail.len());
         assert!(row.detail.ends_with('…'));
         assert!(row.outcome.len() <= 128);
+        }
     }
 
     #[tokio::test]
     async fn retention_keeps_the_newest_entries() {
-        let (_dir, db) = temp_db().await;
+        for TestDb { db, .. } in TestDb::each_backend().await {
         let audit = db.audit();
         for n in 0..10 {
             audit
@@ -318,11 +452,12 @@ mod tests {
             0
         );
         assert_eq!(audit.prune(Some(Duration::ZERO), None).await.unwrap(), 4);
+        }
     }
 
     #[tokio::test]
     async fn idempotency_keys_expire() {
-        let (_dir, db) = temp_db().await;
+        for TestDb { db, .. } in TestDb::each_backend().await {
         let answer = |hash: &str| StoredAnswer {
             request_hash: hash.into(),
             status: 202,
@@ -345,11 +480,12 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(expired.prune().await.unwrap(), 1);
         assert_eq!(live.find("admin", "k").await.unwrap(), None);
+        }
     }
 
     #[tokio::test]
     async fn users_tokens_and_authentication() {
-        let (_dir, db) = temp_db().await;
+        for TestDb { db, .. } in TestDb::each_backend().await {
         let users = db.users();
         let alice = UserName::parse("alice").unwrap();
         let (user, token, info) = users.create(&alice, Role::Member, 3, None).await.unwrap();
@@ -483,11 +619,12 @@ mod tests {
         assert_eq!(users.tokens(Some(&user.user_id)).await.unwrap().len(), 3);
         assert_eq!(users.tokens(Some(&bob.user_id)).await.unwrap().len(), 1);
         assert_eq!(users.tokens(None).await.unwrap().len(), 4);
+        }
     }
 
     #[tokio::test]
     async fn bootstrap_admin_token() {
-        let (dir, db) = temp_db().await;
+        for TestDb { db, url, .. } in TestDb::each_backend().await {
         let users = db.users();
         // No flag, first start: one token generated, and only once.
         let Bootstrap::Generated(secret, _) = users.bootstrap(None, 5).await.unwrap() else {
@@ -528,12 +665,12 @@ mod tests {
         assert!(users.authenticate("flag-two").await.unwrap().is_ok());
         // Without the flag later, the live flag token is kept: nothing is generated or printed.
         drop(db);
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let again = Database::connect(&url).await.unwrap().users();
+                let again = Database::connect(&url).await.unwrap().users();
         assert!(matches!(
             again.bootstrap(None, 9).await.unwrap(),
             Bootstrap::Kept
         ));
         assert_eq!(again.list().await.unwrap().len(), 1, "one built-in admin");
+        }
     }
 }

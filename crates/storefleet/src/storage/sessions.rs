@@ -2,17 +2,17 @@
 //! expires (Unix seconds, wall clock: it must mean the same after a restart and on another replica).
 //! The cookie handling is `api/session.rs`; this holds no usable credential.
 use chrono::Utc;
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyPool, Row};
 
 use crate::domain::TokenId;
 
 #[derive(Clone)]
 pub struct SessionStore {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 impl SessionStore {
-    pub(super) fn new(pool: SqlitePool) -> Self {
+    pub(super) fn new(pool: AnyPool) -> Self {
         Self { pool }
     }
 
@@ -25,11 +25,11 @@ impl SessionStore {
     ) -> Result<(), sqlx::Error> {
         let now = Utc::now().timestamp();
         let expires = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
-        sqlx::query("INSERT INTO sessions (digest, token_id, expires_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO sessions (digest, token_id, expires_at) VALUES ($1, $2, $3)")
             .bind(&digest[..])
             .bind(token.as_str())
             .bind(expires)
@@ -40,7 +40,7 @@ impl SessionStore {
 
     /// The token of an open, unexpired session.
     pub async fn find(&self, digest: &[u8; 32]) -> Result<Option<TokenId>, sqlx::Error> {
-        let row = sqlx::query("SELECT token_id FROM sessions WHERE digest = ? AND expires_at > ?")
+        let row = sqlx::query("SELECT token_id FROM sessions WHERE digest = $1 AND expires_at > $2")
             .bind(&digest[..])
             .bind(Utc::now().timestamp())
             .fetch_optional(&self.pool)
@@ -52,7 +52,7 @@ impl SessionStore {
     }
 
     pub async fn close(&self, digest: &[u8; 32]) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM sessions WHERE digest = ?")
+        sqlx::query("DELETE FROM sessions WHERE digest = $1")
             .bind(&digest[..])
             .execute(&self.pool)
             .await
@@ -65,18 +65,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::storage::Database;
-
-    async fn store() -> (tempfile::TempDir, SessionStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let db = Database::connect(&url).await.unwrap();
-        (dir, db.sessions())
-    }
+    use crate::storage::testing::TestDb;
 
     #[tokio::test]
     async fn open_find_close_and_expiry() {
-        let (_dir, sessions) = store().await;
+        for TestDb { db, .. } in TestDb::each_backend().await {
+        let sessions = db.sessions();
         let token = TokenId::parse("t-0123456789abcdef").unwrap();
         let (a, b) = ([1u8; 32], [2u8; 32]);
         sessions
@@ -99,5 +93,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, 1, "the expired row went with the next open");
+    }
     }
 }

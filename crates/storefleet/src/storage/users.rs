@@ -2,8 +2,10 @@
 //! digests only (see `domain::token`); nothing here ever holds a usable token after handing it out.
 use anyhow::bail;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::{Backend, Stamp, begin_write, flag};
 
 use crate::domain::{Role, TokenHash, TokenId, TokenSecret, UserId, UserName};
 
@@ -85,22 +87,22 @@ pub enum Bootstrap {
 
 #[derive(Clone)]
 pub struct Users {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 const USER_COLUMNS: &str = "user_id, name, role, max_stores, disabled, created_at";
 const TOKEN_COLUMNS: &str = "token_id, user_id, bootstrap, created_at, expires_at, revoked_at";
 
 impl Users {
-    /// A transaction that reads, then writes. `BEGIN IMMEDIATE`: a deferred one that must upgrade while
-    /// another connection (or the other container's process) writes fails at once with "database is
-    /// locked"; an immediate one waits its turn (busy_timeout).
-    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    /// A transaction that reads, then writes, one at a time (`begin_write`): the other container's
+    /// process, or another replica, may be writing users and tokens too.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        begin_write(&self.pool, self.backend).await
     }
 
-    pub(super) fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub(super) fn new(pool: AnyPool, backend: Backend) -> Self {
+        Self { pool, backend }
     }
 
     /// A new user and their first token, in one transaction.
@@ -122,13 +124,13 @@ impl Users {
         let mut tx = self.write().await?;
         let inserted = sqlx::query(
             "INSERT INTO users (user_id, name, role, max_stores, disabled, created_at) \
-             VALUES (?, ?, ?, ?, 0, ?)",
+             VALUES ($1, $2, $3, $4, FALSE, $5)",
         )
         .bind(user.user_id.as_str())
         .bind(user.name.as_str())
         .bind(role.as_str())
         .bind(i64::from(max_stores))
-        .bind(user.created_at)
+        .bind(Stamp(user.created_at))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -156,7 +158,7 @@ impl Users {
 
     pub async fn get(&self, id: &UserId) -> Result<Option<User>, sqlx::Error> {
         sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"
+            "SELECT {USER_COLUMNS} FROM users WHERE user_id = $1"
         ))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -174,8 +176,8 @@ impl Users {
         disabled: Option<bool>,
     ) -> Result<Option<User>, sqlx::Error> {
         sqlx::query(
-            "UPDATE users SET max_stores = COALESCE(?, max_stores), disabled = COALESCE(?, disabled) \
-             WHERE user_id = ?",
+            "UPDATE users SET max_stores = COALESCE($1, max_stores), disabled = COALESCE($2, disabled) \
+             WHERE user_id = $3",
         )
         .bind(max_stores.map(i64::from))
         .bind(disabled)
@@ -188,7 +190,7 @@ impl Users {
     /// Tokens of one user, or of everybody; oldest first.
     pub async fn tokens(&self, of: Option<&UserId>) -> Result<Vec<TokenInfo>, sqlx::Error> {
         sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE (?1 IS NULL OR user_id = ?1) \
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ($1 IS NULL OR user_id = $1) \
              ORDER BY created_at, token_id"
         ))
         .bind(of.map(UserId::as_str))
@@ -218,9 +220,9 @@ impl Users {
         token: &TokenId,
     ) -> Result<Option<TokenInfo>, sqlx::Error> {
         let done = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE token_id = ? AND user_id = ?",
+            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE token_id = $2 AND user_id = $3",
         )
-        .bind(Utc::now())
+        .bind(Stamp::now())
         .bind(token.as_str())
         .bind(user.as_str())
         .execute(&self.pool)
@@ -233,7 +235,7 @@ impl Users {
 
     async fn token(&self, token: &TokenId) -> Result<Option<TokenInfo>, sqlx::Error> {
         sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_id = ?"
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_id = $1"
         ))
         .bind(token.as_str())
         .fetch_optional(&self.pool)
@@ -250,7 +252,7 @@ impl Users {
     ) -> Result<Result<Authenticated, AuthFailure>, sqlx::Error> {
         let presented = TokenHash::of(presented);
         let row = sqlx::query(&format!(
-            "SELECT token_hash, {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?"
+            "SELECT token_hash, {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
         ))
         .bind(presented.as_bytes())
         .fetch_optional(&self.pool)
@@ -311,14 +313,14 @@ impl Users {
     ) -> anyhow::Result<Bootstrap> {
         let now = Utc::now();
         let mut tx = self.write().await?;
-        let existing = sqlx::query("SELECT user_id FROM users WHERE name = ?")
+        let existing = sqlx::query("SELECT user_id FROM users WHERE name = $1")
             .bind(UserName::ADMIN)
             .fetch_optional(&mut *tx)
             .await?;
         let admin = match existing {
             Some(row) => {
                 let id = UserId::parse(&row.try_get::<String, _>("user_id")?)?;
-                sqlx::query("UPDATE users SET role = 'admin', max_stores = ? WHERE user_id = ?")
+                sqlx::query("UPDATE users SET role = 'admin', max_stores = $1 WHERE user_id = $2")
                     .bind(i64::from(max_stores))
                     .bind(id.as_str())
                     .execute(&mut *tx)
@@ -329,12 +331,12 @@ impl Users {
                 let id = UserId::random();
                 sqlx::query(
                     "INSERT INTO users (user_id, name, role, max_stores, disabled, created_at) \
-                     VALUES (?, ?, 'admin', ?, 0, ?)",
+                     VALUES ($1, $2, 'admin', $3, FALSE, $4)",
                 )
                 .bind(id.as_str())
                 .bind(UserName::ADMIN)
                 .bind(i64::from(max_stores))
-                .bind(now)
+                .bind(Stamp(now))
                 .execute(&mut *tx)
                 .await?;
                 id
@@ -344,20 +346,20 @@ impl Users {
             Some(token) => {
                 let hash = TokenHash::of(token);
                 // Whoever holds the flag is the root of trust: the built-in admin is enabled again.
-                sqlx::query("UPDATE users SET disabled = 0 WHERE user_id = ?")
+                sqlx::query("UPDATE users SET disabled = FALSE WHERE user_id = $1")
                     .bind(admin.as_str())
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(
-                    "UPDATE api_tokens SET revoked_at = ? \
-                     WHERE user_id = ? AND bootstrap = 1 AND revoked_at IS NULL AND token_hash != ?",
+                    "UPDATE api_tokens SET revoked_at = $1 \
+                     WHERE user_id = $2 AND bootstrap = TRUE AND revoked_at IS NULL AND token_hash != $3",
                 )
-                .bind(now)
+                .bind(Stamp(now))
                 .bind(admin.as_str())
                 .bind(hash.as_bytes())
                 .execute(&mut *tx)
                 .await?;
-                let holder = sqlx::query("SELECT user_id FROM api_tokens WHERE token_hash = ?")
+                let holder = sqlx::query("SELECT user_id FROM api_tokens WHERE token_hash = $1")
                     .bind(hash.as_bytes())
                     .fetch_optional(&mut *tx)
                     .await?
@@ -366,8 +368,8 @@ impl Users {
                 match holder {
                     Some(holder) if holder == admin.as_str() => {
                         sqlx::query(
-                            "UPDATE api_tokens SET bootstrap = 1, revoked_at = NULL, expires_at = NULL \
-                             WHERE token_hash = ?",
+                            "UPDATE api_tokens SET bootstrap = TRUE, revoked_at = NULL, expires_at = NULL \
+                             WHERE token_hash = $1",
                         )
                         .bind(hash.as_bytes())
                         .execute(&mut *tx)
@@ -379,12 +381,12 @@ impl Users {
                     None => {
                         sqlx::query(
                             "INSERT INTO api_tokens (token_id, user_id, token_hash, bootstrap, created_at) \
-                             VALUES (?, ?, ?, 1, ?)",
+                             VALUES ($1, $2, $3, TRUE, $4)",
                         )
                         .bind(TokenId::random().as_str())
                         .bind(admin.as_str())
                         .bind(hash.as_bytes())
-                        .bind(now)
+                        .bind(Stamp(now))
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -394,7 +396,7 @@ impl Users {
             None => {
                 let live: Vec<TokenInfo> = sqlx::query(&format!(
                     "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE revoked_at IS NULL AND user_id IN \
-                     (SELECT user_id FROM users WHERE role = 'admin' AND disabled = 0)"
+                     (SELECT user_id FROM users WHERE role = 'admin' AND disabled = FALSE)"
                 ))
                 .fetch_all(&mut *tx)
                 .await?
@@ -404,7 +406,7 @@ impl Users {
                 if live.iter().any(|t| t.is_live(now)) {
                     Bootstrap::Kept
                 } else {
-                    sqlx::query("UPDATE users SET disabled = 0 WHERE user_id = ?")
+                    sqlx::query("UPDATE users SET disabled = FALSE WHERE user_id = $1")
                         .bind(admin.as_str())
                         .execute(&mut *tx)
                         .await?;
@@ -419,7 +421,7 @@ impl Users {
 }
 
 async fn insert_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user: &UserId,
     expires_at: Option<DateTime<Utc>>,
     bootstrap: bool,
@@ -435,14 +437,14 @@ async fn insert_token(
     };
     sqlx::query(
         "INSERT INTO api_tokens (token_id, user_id, token_hash, bootstrap, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(info.token_id.as_str())
     .bind(user.as_str())
     .bind(secret.hash().as_bytes())
     .bind(bootstrap)
-    .bind(info.created_at)
-    .bind(info.expires_at)
+    .bind(Stamp(info.created_at))
+    .bind(info.expires_at.map(Stamp))
     .execute(&mut **tx)
     .await?;
     Ok((secret, info))
@@ -458,24 +460,24 @@ fn decode<T>(
     })
 }
 
-fn user_from(row: &SqliteRow) -> Result<User, sqlx::Error> {
+fn user_from(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
         user_id: decode("user_id", UserId::parse(row.try_get("user_id")?))?,
         name: decode("name", UserName::from_stored(row.try_get("name")?))?,
         role: decode("role", Role::parse(row.try_get("role")?))?,
         max_stores: u32::try_from(row.try_get::<i64, _>("max_stores")?).unwrap_or(0),
-        disabled: row.try_get("disabled")?,
-        created_at: row.try_get("created_at")?,
+        disabled: flag(row, "disabled")?,
+        created_at: row.try_get::<Stamp, _>("created_at")?.0,
     })
 }
 
-fn token_from(row: &SqliteRow) -> Result<TokenInfo, sqlx::Error> {
+fn token_from(row: &AnyRow) -> Result<TokenInfo, sqlx::Error> {
     Ok(TokenInfo {
         token_id: decode("token_id", TokenId::parse(row.try_get("token_id")?))?,
         user_id: decode("user_id", UserId::parse(row.try_get("user_id")?))?,
-        bootstrap: row.try_get("bootstrap")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
+        bootstrap: flag(row, "bootstrap")?,
+        created_at: row.try_get::<Stamp, _>("created_at")?.0,
+        expires_at: row.try_get::<Option<Stamp>, _>("expires_at")?.map(|s| s.0),
+        revoked_at: row.try_get::<Option<Stamp>, _>("revoked_at")?.map(|s| s.0),
     })
 }

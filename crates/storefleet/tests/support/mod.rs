@@ -42,6 +42,31 @@ pub struct Options {
     pub install_crd: bool,
     /// Another helm than the cluster's (`STOREFLEET_HELM`).
     pub helm: Option<PathBuf>,
+    /// Where the server keeps users, tokens, sessions, idempotency keys and the audit log.
+    pub database: Db,
+}
+
+/// The database of a test's control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    /// SQLite, unless `STOREFLEET_TEST_DATABASE=postgres`: `scripts/test` runs the suites that are
+    /// about stored state a second time so, on the test PostgreSQL server.
+    FromEnv,
+    /// A SQLite file of the test's own (a test about the file itself).
+    Sqlite,
+    /// A fresh database on the test PostgreSQL server (`testkit::postgres`); [`Server::start_peer`]
+    /// shares it, as replicas do.
+    Postgres,
+}
+
+impl Db {
+    fn postgres(self) -> bool {
+        match self {
+            Db::FromEnv => std::env::var("STOREFLEET_TEST_DATABASE").is_ok_and(|v| v == "postgres"),
+            Db::Sqlite => false,
+            Db::Postgres => true,
+        }
+    }
 }
 
 impl Default for Options {
@@ -54,6 +79,7 @@ impl Default for Options {
             extra_args: Vec::new(),
             install_crd: true,
             helm: None,
+            database: Db::FromEnv,
         }
     }
 }
@@ -97,6 +123,11 @@ impl Server {
             "the store chart is missing at {}",
             chart.display()
         );
+        let database_url = if options.database.postgres() {
+            testkit::postgres::fresh_database().await
+        } else {
+            format!("sqlite://{}", dir.path().join("storefleet.db").display())
+        };
         let mut args: Vec<OsString> = vec![
             "serve".into(),
             "--listen".into(),
@@ -104,7 +135,7 @@ impl Server {
             "--instance".into(),
             instance.clone().into(),
             "--database-url".into(),
-            format!("sqlite://{}", dir.path().join("storefleet.db").display()).into(),
+            database_url.into(),
             "--chart".into(),
             chart.into(),
             "--helm".into(),
@@ -252,8 +283,9 @@ impl Server {
         panic!("storefleet serve did not stop within {within:?} of SIGTERM");
     }
 
-    /// Another `storefleet serve` of the same instance (same flags and token, its own database and
-    /// log): a second replica of this control plane.
+    /// Another `storefleet serve` of the same instance (same flags and token, its own log): a second
+    /// replica of this control plane. On PostgreSQL it shares the database, as replicas do; a SQLite
+    /// file cannot be shared, so it gets its own.
     pub async fn start_peer(&self) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut args = self.args.clone();
@@ -261,7 +293,9 @@ impl Server {
             .iter()
             .position(|a| a == "--database-url")
             .expect("--database-url");
-        args[i + 1] = format!("sqlite://{}", dir.path().join("storefleet.db").display()).into();
+        if !self.database_url().starts_with("postgres") {
+            args[i + 1] = format!("sqlite://{}", dir.path().join("storefleet.db").display()).into();
+        }
         let log_path = dir.path().join("server.log");
         let mut peer = Server {
             cluster: self.cluster.clone(),
@@ -295,15 +329,23 @@ impl Server {
         self.restart().await;
     }
 
-    /// The SQLite file behind `--database-url` (with its `-wal` beside it while the server runs).
-    pub fn database_path(&self) -> PathBuf {
+    /// `--database-url`.
+    pub fn database_url(&self) -> String {
         let i = self
             .args
             .iter()
             .position(|a| a == "--database-url")
             .expect("--database-url");
-        let url = self.args[i + 1].to_string_lossy().into_owned();
-        PathBuf::from(url.trim_start_matches("sqlite://"))
+        self.args[i + 1].to_string_lossy().into_owned()
+    }
+
+    /// The SQLite file behind `--database-url` (with its `-wal` beside it while the server runs).
+    pub fn database_path(&self) -> PathBuf {
+        let url = self.database_url();
+        let path = url
+            .strip_prefix("sqlite://")
+            .unwrap_or_else(|| panic!("not a SQLite database: use Db::Sqlite for this test"));
+        PathBuf::from(path)
     }
 
     /// The running server's process id.
