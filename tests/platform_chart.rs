@@ -74,13 +74,20 @@ async fn every_rendered_object_is_accepted_by_the_api_server() {
     let dir = tempfile::tempdir().unwrap();
     let ingress_mode = dir.path().join("ingress-mode.yaml");
     std::fs::write(&ingress_mode, "routing:\n  mode: ingress\n").unwrap();
+    // Rendered for this API server's version, as `helm install` would: values-prod.yaml's two replicas
+    // bring a PodDisruptionBudget, policy/v1 from 1.21 on and policy/v1beta1 before (the test cluster).
+    let kube_version = kube_version(&cluster).await;
     for (file, extra) in VALUES_FILES
         .into_iter()
         .flat_map(|f| [(f, None), (f, Some(&ingress_mode))])
     {
         let mut files = vec![chart_dir().join(file)];
         files.extend(extra.cloned());
-        let manifest = template(&cluster, &ns.name, &ns.name, &files);
+        let manifest = run_ok(
+            template_cmd(&cluster, &ns.name, &ns.name, &files)
+                .args(OPT_IN)
+                .args(["--kube-version", &kube_version]),
+        );
         let file = format!(
             "{file}{}",
             if extra.is_some() {
@@ -129,6 +136,8 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
             .iter()
             .map(|o| o["kind"].as_str().unwrap())
             .collect();
+        // values-local.yaml: one replica on SQLite; values-prod.yaml: two on PostgreSQL (issue 17).
+        let postgres = file == "values-prod.yaml";
         for kind in [
             "ServiceAccount",
             "ClusterRole",
@@ -139,7 +148,6 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
             "Service",
             "Gateway",
             "HTTPRoute",
-            "PersistentVolumeClaim",
             "NetworkPolicy",
         ] {
             assert!(
@@ -147,12 +155,27 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
                 "{file}: no {kind} rendered ({kinds:?})"
             );
         }
-        let deployment = find(&objects, "Deployment", "sf-storefleet");
+        // The SQLite file's volume, and only for it; the budget, only for more than one replica.
         assert_eq!(
-            deployment["spec"]["replicas"], 1,
-            "{file}: one writer only (SQLite, in-process quota lock)"
+            kinds.contains(&"PersistentVolumeClaim"),
+            !postgres,
+            "{file}: {kinds:?}"
         );
-        assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate", "{file}");
+        assert_eq!(
+            kinds.contains(&"PodDisruptionBudget"),
+            postgres,
+            "{file}: {kinds:?}"
+        );
+        let deployment = find(&objects, "Deployment", "sf-storefleet");
+        if postgres {
+            assert_replicated(&objects, 2, "storefleet-database", "url", file);
+        } else {
+            assert_eq!(
+                deployment["spec"]["replicas"], 1,
+                "{file}: one writer only (SQLite)"
+            );
+            assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate", "{file}");
+        }
         let pod = &deployment["spec"]["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{file}");
         assert_two_identities(&objects, file);
@@ -202,13 +225,6 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
                 container["resources"]["limits"]["memory"].is_string(),
                 "{file}: {name}: no memory limit"
             );
-            // One SQLite file, written by both processes.
-            let env = env_map(container);
-            assert_eq!(
-                env.get("STOREFLEET_DATABASE_URL").and_then(Value::as_str),
-                Some("sqlite:///data/storefleet.db"),
-                "{file}: {name}"
-            );
             let mounts: Vec<&str> = container["volumeMounts"]
                 .as_array()
                 .unwrap()
@@ -216,9 +232,22 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
                 .map(|m| m["mountPath"].as_str().unwrap())
                 .collect();
             assert!(
-                mounts.contains(&"/data") && mounts.contains(&"/tmp"),
+                mounts.contains(&"/tmp"),
                 "{file}: {name}: mounts {mounts:?}"
             );
+            if !postgres {
+                // One SQLite file, written by both processes.
+                let env = env_map(container);
+                assert_eq!(
+                    env.get("STOREFLEET_DATABASE_URL").and_then(Value::as_str),
+                    Some("sqlite:///data/storefleet.db"),
+                    "{file}: {name}"
+                );
+                assert!(
+                    mounts.contains(&"/data"),
+                    "{file}: {name}: mounts {mounts:?}"
+                );
+            }
         }
         // RBAC is spelled out: no wildcards anywhere, and nothing namespaced in what is bound cluster-wide.
         for role in objects
@@ -356,6 +385,278 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
     assert!(
         local.iter().any(|o| o["kind"] == "Secret"),
         "local: the chart generates the admin token"
+    );
+}
+
+/// Issue 17: more than one replica only on PostgreSQL, whose URL both containers read from a Secret;
+/// then a PodDisruptionBudget, spreading over nodes and rolling updates that never go below the count.
+#[tokio::test]
+async fn rendered_chart_runs_replicas_only_on_postgres() {
+    let cluster = testkit::cluster().await;
+    let render = |args: &[&str]| -> std::process::Output {
+        let mut cmd = template_cmd(&cluster, "sf", "platform", &[]);
+        cmd.args(OPT_IN).args(args);
+        cmd.output().expect("run helm")
+    };
+    let objects_of = |out: &std::process::Output, what: &str| -> Vec<Value> {
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_objects(&String::from_utf8_lossy(&out.stdout))
+    };
+    let refused = |out: &std::process::Output, what: &str, says: &str| {
+        assert!(!out.status.success(), "{what} rendered");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{what}: {stderr}");
+    };
+
+    // The default: one replica on SQLite, Recreate, no budget, no spreading.
+    let objects = objects_of(&render(&[]), "default");
+    let deployment = find(&objects, "Deployment", "sf-storefleet");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(pod["topologySpreadConstraints"].is_null(), "{pod}");
+    assert!(objects.iter().all(|o| o["kind"] != "PodDisruptionBudget"));
+    find(&objects, "PersistentVolumeClaim", "sf-storefleet-data");
+    for name in ["api", "controller"] {
+        assert_eq!(
+            env_map(container(pod, name))["STOREFLEET_DATABASE_URL"],
+            "sqlite:///data/storefleet.db",
+            "{name}"
+        );
+    }
+    // A grace period that covers shutdownDelay (5 s) and the 5 s for requests under way.
+    assert!(
+        pod["terminationGracePeriodSeconds"].as_i64().unwrap() >= 15,
+        "{}",
+        pod["terminationGracePeriodSeconds"]
+    );
+
+    // More than one on SQLite: refused, naming the value to set.
+    refused(
+        &render(&["--set", "replicaCount=2"]),
+        "replicaCount=2 on SQLite",
+        "replicaCount 2 needs database.type=postgres",
+    );
+    // PostgreSQL needs its Secret; an unknown database type is refused.
+    refused(
+        &render(&["--set", "database.type=postgres"]),
+        "postgres without a Secret",
+        "database.postgres.existingSecret is required with database.type=postgres",
+    );
+    refused(
+        &render(&["--set", "database.type=mysql"]),
+        "database.type=mysql",
+        "database.type must be sqlite or postgres",
+    );
+    // A grace period shorter than the drain.
+    refused(
+        &render(&["--set", "shutdownDelay=1m"]),
+        "shutdownDelay=1m with a 30 s grace period",
+        "terminationGracePeriodSeconds 30 is too short for shutdownDelay 1m",
+    );
+
+    let postgres = [
+        "--set",
+        "database.type=postgres",
+        "--set",
+        "database.postgres.existingSecret=pg-url",
+        "--set",
+        "database.postgres.key=dsn",
+    ];
+    // PostgreSQL with one replica: its URL from the Secret, no volume, and still Recreate.
+    let objects = objects_of(&render(&postgres), "postgres, one replica");
+    let deployment = find(&objects, "Deployment", "sf-storefleet");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["kind"] != "PersistentVolumeClaim" && o["kind"] != "PodDisruptionBudget")
+    );
+
+    // PostgreSQL with three: budget, spreading, rolling updates, egress to the database.
+    let three = [&postgres[..], &["--set", "replicaCount=3"][..]].concat();
+    let objects = objects_of(&render(&three), "postgres, three replicas");
+    assert_replicated(&objects, 3, "pg-url", "dsn", "postgres, three replicas");
+    let policy = find(&objects, "NetworkPolicy", "sf-storefleet");
+    assert!(
+        policy["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|rule| rule["ports"][0]["port"] == 5432 && rule["to"].is_null()),
+        "no egress to PostgreSQL: {}",
+        policy["spec"]["egress"]
+    );
+
+    // The budget off, or as minAvailable; spreading of one's own (labelSelector filled in).
+    let off = [
+        &three[..],
+        &["--set", "podDisruptionBudget.enabled=false"][..],
+    ]
+    .concat();
+    let objects = objects_of(&render(&off), "budget off");
+    assert!(objects.iter().all(|o| o["kind"] != "PodDisruptionBudget"));
+    let min = [
+        &three[..],
+        &["--set", "podDisruptionBudget.minAvailable=2"][..],
+    ]
+    .concat();
+    let objects = objects_of(&render(&min), "minAvailable");
+    let pdb = &find(&objects, "PodDisruptionBudget", "sf-storefleet")["spec"];
+    assert_eq!(pdb["minAvailable"], 2, "{pdb}");
+    assert!(pdb["maxUnavailable"].is_null(), "{pdb}");
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones.yaml");
+    std::fs::write(
+        &zones,
+        "topologySpreadConstraints:\n  - { maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule }\n",
+    )
+    .unwrap();
+    let mut cmd = template_cmd(&cluster, "sf", "platform", &[zones]);
+    cmd.args(OPT_IN).args(&three);
+    let objects = parse_objects(&run_ok(&mut cmd));
+    let deployment = find(&objects, "Deployment", "sf-storefleet");
+    let spread = &deployment["spec"]["template"]["spec"]["topologySpreadConstraints"];
+    assert_eq!(spread.as_array().unwrap().len(), 1, "{spread}");
+    assert_eq!(spread[0]["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(spread[0]["whenUnsatisfiable"], "DoNotSchedule");
+    assert_eq!(
+        spread[0]["labelSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    // The budget's API version follows the cluster's: policy/v1beta1 before Kubernetes 1.21.
+    for (version, api) in [("1.20.0", "policy/v1beta1"), ("1.33.0", "policy/v1")] {
+        let args = [&three[..], &["--kube-version", version][..]].concat();
+        let objects = objects_of(&render(&args), version);
+        assert_eq!(
+            find(&objects, "PodDisruptionBudget", "sf-storefleet")["apiVersion"],
+            api,
+            "Kubernetes {version}"
+        );
+    }
+}
+
+/// Filesystem backups with several replicas: every pod mounts the backup claim, on different nodes;
+/// the chart reads the claim (`lookup`, so against the API server) and refuses one that is not
+/// ReadWriteMany.
+#[tokio::test]
+async fn rendered_chart_refuses_replicas_on_a_read_write_once_backup_claim() {
+    let cluster = testkit::cluster().await;
+    let ns = cluster.namespace("sfchart-rwo").await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), &ns.name);
+    for (name, mode) in [
+        ("backups-rwo", "ReadWriteOnce"),
+        ("backups-rwx", "ReadWriteMany"),
+    ] {
+        let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": {
+                "accessModes": [mode],
+                "resources": { "requests": { "storage": "1Gi" } },
+                "storageClassName": "none-such",
+            },
+        }))
+        .unwrap();
+        pvcs.create(&PostParams::default(), &claim).await.unwrap();
+    }
+    let render = |claim: &str| -> std::process::Output {
+        let mut cmd = template_cmd(&cluster, "sf", &ns.name, &[]);
+        cmd.args(OPT_IN)
+            .args(["--dry-run=server"])
+            .args(["--set", "database.type=postgres"])
+            .args([
+                "--set",
+                "database.postgres.existingSecret=storefleet-database",
+            ])
+            .args(["--set", "replicaCount=2"])
+            .args(["--set", "backups.target=filesystem"])
+            .arg("--set")
+            .arg(format!("backups.filesystem.existingClaim={claim}"));
+        cmd.output().expect("run helm")
+    };
+    let out = render("backups-rwo");
+    assert!(
+        !out.status.success(),
+        "a ReadWriteOnce backup claim with two replicas rendered"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("replicaCount 2 with backups.target=filesystem needs a ReadWriteMany claim")
+            && stderr.contains("\"backups-rwo\", which is ReadWriteOnce"),
+        "{stderr}"
+    );
+    let out = render("backups-rwx");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A render with `replicas` pods on PostgreSQL (URL in Secret `secret`, key `key`): rolling updates
+/// that never go below the count, the budget over exactly the Deployment's pods, one-per-node
+/// spreading that still schedules on one node, and no volume for a database.
+fn assert_replicated(objects: &[Value], replicas: i64, secret: &str, key: &str, what: &str) {
+    let deployment = find(objects, "Deployment", "sf-storefleet");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], replicas, "{what}");
+    assert_eq!(
+        spec["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+        "{what}"
+    );
+    let selector = &spec["selector"]["matchLabels"];
+    let pdb = find(objects, "PodDisruptionBudget", "sf-storefleet");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{what}: {pdb}");
+    assert!(pdb["spec"]["minAvailable"].is_null(), "{what}: {pdb}");
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], selector, "{what}");
+    let pod = &spec["template"]["spec"];
+    assert_eq!(
+        pod["topologySpreadConstraints"],
+        json!([{
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+        }]),
+        "{what}"
+    );
+    for name in ["api", "controller"] {
+        let container = container(pod, name);
+        let url = container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "STOREFLEET_DATABASE_URL")
+            .unwrap_or_else(|| panic!("{what}: {name}: no STOREFLEET_DATABASE_URL"));
+        assert_eq!(
+            url,
+            &json!({"name": "STOREFLEET_DATABASE_URL",
+                    "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}),
+            "{what}: {name}"
+        );
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"], "/readyz",
+            "{what}: {name}"
+        );
+        let mounts = container["volumeMounts"].to_string();
+        assert!(!mounts.contains("\"/data\""), "{what}: {name}: {mounts}");
+    }
+    assert!(
+        !pod["volumes"].to_string().contains("persistentVolumeClaim"),
+        "{what}: {}",
+        pod["volumes"]
+    );
+    assert!(
+        objects.iter().all(|o| o["kind"] != "PersistentVolumeClaim"),
+        "{what}: a PVC rendered with PostgreSQL"
     );
 }
 
@@ -2410,6 +2711,16 @@ fn template_with_policy(
         "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",
     ]);
     run_ok(&mut cmd)
+}
+
+/// The API server's version, as `helm template --kube-version` takes it (`1.20.0`).
+async fn kube_version(cluster: &Cluster) -> String {
+    let info = cluster
+        .client
+        .apiserver_version()
+        .await
+        .expect("server version");
+    format!("{}.{}.0", info.major, info.minor.trim_end_matches('+'))
 }
 
 fn template_cmd(cluster: &Cluster, release: &str, namespace: &str, values: &[PathBuf]) -> Command {

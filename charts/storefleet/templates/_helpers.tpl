@@ -74,8 +74,26 @@ and binds roles in store namespaces. The API's is the Pod's ServiceAccount.
 {{- if not (has .Values.environment (list "local" "prod")) -}}
 {{- fail (printf "environment must be local or prod, not %q" .Values.environment) -}}
 {{- end -}}
-{{- if gt (int .Values.replicaCount) 1 -}}
-{{- fail "replicaCount above 1 needs a shared database: the audit log, users and sessions are one SQLite file on a ReadWriteOnce volume (the controller's leader election is ready for more replicas; docs/production.md)" -}}
+{{- $db := .Values.database -}}
+{{- if not (has $db.type (list "sqlite" "postgres")) -}}
+{{- fail (printf "database.type must be sqlite or postgres, not %q" $db.type) -}}
+{{- end -}}
+{{- if and (eq $db.type "postgres") (not $db.postgres.existingSecret) -}}
+{{- fail "database.postgres.existingSecret is required with database.type=postgres: a Secret in this namespace whose key database.postgres.key (default url) holds the URL, postgres://user:password@host:5432/db?sslmode=require (docs/production.md)" -}}
+{{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) (ne $db.type "postgres") -}}
+{{- fail (printf "replicaCount %d needs database.type=postgres (and database.postgres.existingSecret): with the default database.type=sqlite the audit log, users and sessions are one SQLite file on a ReadWriteOnce volume, with one writer (docs/production.md, \"Replicas and leader election\")" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) (eq .Values.backups.target "filesystem") .Values.backups.filesystem.existingClaim -}}
+{{- $claim := lookup "v1" "PersistentVolumeClaim" .Release.Namespace .Values.backups.filesystem.existingClaim | default dict -}}
+{{- $modes := dig "spec" "accessModes" list $claim -}}
+{{- if and $claim (not (has "ReadWriteMany" $modes)) -}}
+{{- fail (printf "replicaCount %d with backups.target=filesystem needs a ReadWriteMany claim: every replica's controller mounts backups.filesystem.existingClaim %q, which is %s, and replicas on different nodes cannot all mount it (set replicaCount: 1, use a ReadWriteMany claim, or backups.target=s3)" (int .Values.replicaCount) .Values.backups.filesystem.existingClaim (join "," $modes)) -}}
+{{- end -}}
+{{- end -}}
+{{- $delay := include "storefleet.seconds" .Values.shutdownDelay -}}
+{{- if and $delay (lt (int .Values.terminationGracePeriodSeconds) (add (int $delay) 10)) -}}
+{{- fail (printf "terminationGracePeriodSeconds %d is too short for shutdownDelay %s: give it at least %d (the delay, 5 s for requests under way, 5 s to spare), or Kubernetes kills pods mid-request" (int .Values.terminationGracePeriodSeconds) .Values.shutdownDelay (add (int $delay) 10)) -}}
 {{- end -}}
 {{- if not (has .Values.urlScheme (list "http" "https")) -}}
 {{- fail (printf "urlScheme must be http or https, not %q" .Values.urlScheme) -}}
@@ -166,7 +184,72 @@ app.kubernetes.io/managed-by: storefleet
 storefleet.dev/instance: {{ .Values.instance | quote }}
 {{- end -}}
 
-{{/* Settings both containers read the same way (the SQLite file is one, on the shared volume). */}}
+{{/* Whole seconds (rounded up) of a duration such as `5s`, `1m30s`, `500ms`; empty when unparsed. */}}
+{{- define "storefleet.seconds" -}}
+{{- $d := toString . | trim -}}
+{{- if regexMatch "^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$" $d -}}
+{{- if $d -}}
+{{- $ms := 0 -}}
+{{- range regexFindAll "[0-9]+(h|ms|m|s)" $d -1 -}}
+{{- $n := int (regexFind "^[0-9]+" .) -}}
+{{- $unit := regexReplaceAll "^[0-9]+" . "" -}}
+{{- $ms = add $ms (mul $n (get (dict "h" 3600000 "m" 60000 "s" 1000 "ms" 1) $unit)) -}}
+{{- end -}}
+{{- div (add $ms 999) 1000 -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the database is SQLite: a file on the `data` volume, which only then exists. */}}
+{{- define "storefleet.sqlite" -}}
+{{- if eq .Values.database.type "sqlite" -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* "true" with more than one pod (PostgreSQL only): rolling updates, a PodDisruptionBudget, spreading. */}}
+{{- define "storefleet.replicated" -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+The pods' topologySpreadConstraints: the values' list (a constraint without labelSelector gets the
+pods' selector labels), or by default, with more than one replica, one per node, ScheduleAnyway.
+*/}}
+{{- define "storefleet.topologySpreadConstraints" -}}
+{{- $selector := dict "matchLabels" (include "storefleet.selectorLabels" . | fromYaml) -}}
+{{- $constraints := list -}}
+{{- range .Values.topologySpreadConstraints -}}
+{{- $c := deepCopy . -}}
+{{- if not (hasKey $c "labelSelector") -}}
+{{- $_ := set $c "labelSelector" $selector -}}
+{{- end -}}
+{{- $constraints = append $constraints $c -}}
+{{- end -}}
+{{- if and (not $constraints) (include "storefleet.replicated" .) -}}
+{{- $constraints = list (dict "maxSkew" 1 "topologyKey" "kubernetes.io/hostname" "whenUnsatisfiable" "ScheduleAnyway" "labelSelector" $selector) -}}
+{{- end -}}
+{{- with $constraints -}}
+{{- toYaml . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The database URL, for both containers: SQLite's file on the volume, or PostgreSQL's from its Secret. */}}
+{{- define "storefleet.databaseEnv" -}}
+{{- if include "storefleet.sqlite" . -}}
+- { name: STOREFLEET_DATABASE_URL, value: "sqlite:///data/storefleet.db" }
+{{- else -}}
+- name: STOREFLEET_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.database.postgres.existingSecret }}
+      key: {{ .Values.database.postgres.key | default "url" }}
+{{- end -}}
+{{- end -}}
+
+{{/* Settings both containers read the same way (one database: the SQLite file on the shared volume, or PostgreSQL). */}}
 {{- define "storefleet.sharedEnv" -}}
 - { name: STOREFLEET_BASE_DOMAIN, value: {{ .Values.baseDomain | quote }} }
 - { name: STOREFLEET_URL_SCHEME, value: {{ .Values.urlScheme | quote }} }
@@ -179,7 +262,7 @@ storefleet.dev/instance: {{ .Values.instance | quote }}
 {{- with .Values.domains.publicAddresses }}
 - { name: STOREFLEET_PUBLIC_ADDRESS, value: {{ join "," . | quote }} }
 {{- end }}
-- { name: STOREFLEET_DATABASE_URL, value: "sqlite:///data/storefleet.db" }
+{{ include "storefleet.databaseEnv" . }}
 - { name: STOREFLEET_INSTANCE, value: {{ .Values.instance | quote }} }
 - { name: STOREFLEET_LOG_FORMAT, value: {{ .Values.logFormat | quote }} }
 # The size plans: the API checks and names them, the controller turns them into store values.
