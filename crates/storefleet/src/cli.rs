@@ -95,7 +95,8 @@ pub struct ServeArgs {
     /// How long `POST /stores?wait=true` waits before answering 202.
     #[arg(long, env = "STOREFLEET_WAIT_LIMIT", default_value = "60s", value_parser = parse_duration)]
     pub wait_limit: std::time::Duration,
-    /// Audit log and idempotency keys.
+    /// Users, tokens, dashboard sessions, idempotency keys and the audit log: `sqlite://<file>` (one
+    /// replica) or `postgres://<user>:<password>@<host>/<database>` (shared by several replicas).
     #[arg(
         long,
         env = "STOREFLEET_DATABASE_URL",

@@ -24,7 +24,8 @@ use crate::crd::{
 use crate::domain::{Engine, IdempotencyKey, Owner, Role, StoreId, StoreName, UserId};
 use crate::plans::{PlanName, PlanTable, UnknownPlan, VolumeRefusal};
 use crate::storage::{
-    Action, AuditEntry, AuditLog, Database, Exclusive, IdempotencyStore, LockName, StoredAnswer, User,
+    Action, AuditEntry, AuditLog, Database, Exclusive, IdempotencyStore, LockName, StoredAnswer,
+    User,
 };
 use crate::store_feed::{FeedEvent, StoreFeed};
 use crate::store_list::{self, Listing, StoreQuery};

@@ -25,7 +25,17 @@ async fn two_api_replicas(test: &str, max_stores: u32) -> (Server, Server) {
         Options {
             max_stores,
             database: Db::Postgres,
-            extra_args: vec!["--component".into(), "api".into()],
+            // Bursts of creates from one address: quotas are under test here, not rate limits.
+            extra_args: [
+                "--component",
+                "api",
+                "--rate-limit-writes",
+                "1000",
+                "--rate-limit-writes-burst",
+                "1000",
+            ]
+            .map(String::from)
+            .to_vec(),
             ..Options::default()
         },
     )
@@ -71,8 +81,8 @@ async fn concurrent_creates(
 
 #[tokio::test]
 async fn quotas_and_idempotency_keys_hold_across_two_replicas() {
-    // Room for 5 of the admin's after a member's 5 and one idempotent store: 11 in all.
-    let (mut a, mut b) = two_api_replicas("replicas-quota", 11).await;
+    // Room for 5 of the admin's after one idempotent store and members' 4 + 5: 15 in all.
+    let (mut a, mut b) = two_api_replicas("replicas-quota", 15).await;
 
     // An Idempotency-Key used on one replica is known on the other.
     let key = format!("key-{}", std::process::id());
@@ -87,7 +97,11 @@ async fn quotas_and_idempotency_keys_hold_across_two_replicas() {
     assert_eq!(first.status(), StatusCode::ACCEPTED);
     let first: Value = first.json().await.unwrap();
     let again = send(&b, "Key Shop").await.unwrap();
-    assert_eq!(again.status(), StatusCode::ACCEPTED, "the retry on the peer");
+    assert_eq!(
+        again.status(),
+        StatusCode::ACCEPTED,
+        "the retry on the peer"
+    );
     assert_eq!(again.json::<Value>().await.unwrap(), first);
     let other = send(&b, "Another Shop").await.unwrap();
     assert_eq!(
@@ -97,13 +111,30 @@ async fn quotas_and_idempotency_keys_hold_across_two_replicas() {
     );
     assert_eq!(a.cluster_stores().await.len(), 1);
 
+    // Four members with room for one each, four creates each over both replicas, all at once: both
+    // replicas start on each member's first store together, the sharpest race there is.
+    let mut members = Vec::new();
+    for name in ["dora", "egon", "fay", "gus"] {
+        let user = a.create_user(name, "member", 1).await;
+        members.push(user["token"].as_str().unwrap().to_owned());
+    }
+    let races = members
+        .iter()
+        .map(|token| concurrent_creates([&a, &b], Some(token), 4, "Member Shop"));
+    let mut ones = Vec::new();
+    for (made, refused) in futures::future::join_all(races).await {
+        assert_eq!((made.len(), refused), (1, 3), "a member's quota of one");
+        ones.extend(made);
+    }
+
     // A member with room for 5: 20 creates over both replicas make exactly 5.
     let carol = a.create_user("carol", "member", 5).await;
     let carol_token = carol["token"].as_str().unwrap().to_owned();
-    let (carols, refused) = concurrent_creates([&a, &b], Some(&carol_token), 20, "Carol Shop").await;
+    let (carols, refused) =
+        concurrent_creates([&a, &b], Some(&carol_token), 20, "Carol Shop").await;
     assert_eq!((carols.len(), refused), (5, 15), "the member's quota");
 
-    // The platform's room: 11 - 6 = 5 left; the admin's 20 creates over both make exactly 5.
+    // The platform's room: 15 - 10 = 5 left; the admin's 20 creates over both make exactly 5.
     let (admins, refused) = concurrent_creates([&a, &b], None, 20, "Admin Shop").await;
     assert_eq!((admins.len(), refused), (5, 15), "the global quota");
 
@@ -115,6 +146,7 @@ async fn quotas_and_idempotency_keys_hold_across_two_replicas() {
         .collect();
     let made: HashSet<String> = carols
         .iter()
+        .chain(&ones)
         .chain(&admins)
         .cloned()
         .chain([first["store_id"].as_str().unwrap().to_owned()])
@@ -265,7 +297,8 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     let http = old_a.http.clone();
     let prober = tokio::spawn(endpoints.clone().probe_forever(http.clone()));
 
-    // Steady, bounded load: 4 clients, each one request at a time, loopback only.
+    // Steady, bounded load: 4 clients, each one request at a time and 100 ms apart, loopback only;
+    // about 40 a second, under one user's read limit (50 a second per replica, docs/security.md).
     let stop_load = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let answered = Arc::new(AtomicUsize::new(0));
@@ -286,7 +319,7 @@ async fn a_rolling_restart_under_load_fails_no_request() {
                     continue;
                 };
                 n += 1;
-                let request = if (client + n) % 2 == 0 {
+                let request = if (client + n).is_multiple_of(2) {
                     http.get(format!("{base}/stores")).bearer_auth(&token)
                 } else {
                     http.get(format!("{base}/me"))
@@ -302,7 +335,7 @@ async fn a_rolling_restart_under_load_fails_no_request() {
                         .push(format!("{base}: {}", r.status())),
                     Err(e) => failures.lock().unwrap().push(format!("{base}: {e}")),
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }));
     }
@@ -339,6 +372,9 @@ async fn a_rolling_restart_under_load_fails_no_request() {
         failures.len()
     );
     assert!(failures.is_empty(), "{failures:?}");
-    assert!(answered > 100, "too little load to mean anything: {answered}");
+    assert!(
+        answered > 100,
+        "too little load to mean anything: {answered}"
+    );
     drop((new_a, new_b));
 }

@@ -89,7 +89,8 @@ mod tests {
         let second = Database::connect(&first.url).await.unwrap();
         let name = LockName::StoreCreate { instance: "a" };
         let held = first.db.exclusive(name).await.unwrap();
-        let waiting = tokio::time::timeout(Duration::from_millis(500), second.exclusive(name)).await;
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(500), second.exclusive(name)).await;
         assert!(waiting.is_err(), "the second replica took a held lock");
         // Another instance's lock is another lock.
         let other = second
@@ -108,7 +109,8 @@ mod tests {
         for TestDb { db, .. } in TestDb::each_backend().await {
             let name = LockName::StoreCreate { instance: "a" };
             let held = db.exclusive(name).await.unwrap();
-            let waiting = tokio::time::timeout(Duration::from_millis(300), db.exclusive(name)).await;
+            let waiting =
+                tokio::time::timeout(Duration::from_millis(300), db.exclusive(name)).await;
             assert!(waiting.is_err(), "{:?}: taken twice", db.backend());
             drop(held);
             assert!(db.exclusive(name).await.is_ok());

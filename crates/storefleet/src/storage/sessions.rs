@@ -40,11 +40,12 @@ impl SessionStore {
 
     /// The token of an open, unexpired session.
     pub async fn find(&self, digest: &[u8; 32]) -> Result<Option<TokenId>, sqlx::Error> {
-        let row = sqlx::query("SELECT token_id FROM sessions WHERE digest = $1 AND expires_at > $2")
-            .bind(&digest[..])
-            .bind(Utc::now().timestamp())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT token_id FROM sessions WHERE digest = $1 AND expires_at > $2")
+                .bind(&digest[..])
+                .bind(Utc::now().timestamp())
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let raw: String = row.try_get("token_id")?;
         // A row this code did not write is no session.
@@ -70,29 +71,29 @@ mod tests {
     #[tokio::test]
     async fn open_find_close_and_expiry() {
         for TestDb { db, .. } in TestDb::each_backend().await {
-        let sessions = db.sessions();
-        let token = TokenId::parse("t-0123456789abcdef").unwrap();
-        let (a, b) = ([1u8; 32], [2u8; 32]);
-        sessions
-            .open(&a, &token, Duration::from_secs(60))
-            .await
-            .unwrap();
-        assert_eq!(sessions.find(&a).await.unwrap(), Some(token.clone()));
-        assert_eq!(sessions.find(&b).await.unwrap(), None, "never opened");
-        sessions.close(&a).await.unwrap();
-        assert_eq!(sessions.find(&a).await.unwrap(), None, "closed");
-        // A session whose time is up is not found, and the next open removes its row.
-        sessions.open(&b, &token, Duration::ZERO).await.unwrap();
-        assert_eq!(sessions.find(&b).await.unwrap(), None, "expired");
-        sessions
-            .open(&a, &token, Duration::from_secs(60))
-            .await
-            .unwrap();
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-            .fetch_one(&sessions.pool)
-            .await
-            .unwrap();
-        assert_eq!(rows, 1, "the expired row went with the next open");
-    }
+            let sessions = db.sessions();
+            let token = TokenId::parse("t-0123456789abcdef").unwrap();
+            let (a, b) = ([1u8; 32], [2u8; 32]);
+            sessions
+                .open(&a, &token, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(sessions.find(&a).await.unwrap(), Some(token.clone()));
+            assert_eq!(sessions.find(&b).await.unwrap(), None, "never opened");
+            sessions.close(&a).await.unwrap();
+            assert_eq!(sessions.find(&a).await.unwrap(), None, "closed");
+            // A session whose time is up is not found, and the next open removes its row.
+            sessions.open(&b, &token, Duration::ZERO).await.unwrap();
+            assert_eq!(sessions.find(&b).await.unwrap(), None, "expired");
+            sessions
+                .open(&a, &token, Duration::from_secs(60))
+                .await
+                .unwrap();
+            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+                .fetch_one(&sessions.pool)
+                .await
+                .unwrap();
+            assert_eq!(rows, 1, "the expired row went with the next open");
+        }
     }
 }

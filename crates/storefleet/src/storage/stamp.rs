@@ -50,7 +50,9 @@ impl<'q> Encode<'q, Any> for Stamp {
 impl<'r> Decode<'r, Any> for Stamp {
     fn decode(value: AnyValueRef<'r>) -> Result<Self, BoxDynError> {
         let text = <&str as Decode<'r, Any>>::decode(value)?;
-        Ok(Self(DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc)))
+        Ok(Self(
+            DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc),
+        ))
     }
 }
 
@@ -72,7 +74,9 @@ mod tests {
         texts.sort();
         assert_eq!(texts, in_order, "text order is time order");
         for (stamp, text) in times.iter().zip(&in_order) {
-            let back = DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc);
+            let back = DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc);
             assert_eq!(back, stamp.0);
         }
     }
