@@ -2,6 +2,7 @@
 //! feeds every event stream and every `?wait=true` through one broadcast channel. However many
 //! streams are open, the API server sees one LIST and one WATCH from this process.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{Future, StreamExt};
 use kube::runtime::reflector::{self, Store as StoreCache};
@@ -25,9 +26,28 @@ pub enum FeedEvent {
 /// Events a slow subscriber may fall behind by before it is told to resync from the cache.
 const BUFFER: usize = 1024;
 
+/// Says whether the cache changed since it was last read, seqlock-style: odd while the watch applies
+/// an event to the cache, even (and higher) once it has. `store_reads.rs` keeps the fleet sorted
+/// between changes with it; a read while a change is under way sorts afresh.
+#[derive(Clone, Default)]
+pub struct CacheVersion(Arc<AtomicU64>);
+
+impl CacheVersion {
+    /// The version, if no change is under way.
+    pub fn stable(&self) -> Option<u64> {
+        let v = self.0.load(Ordering::SeqCst);
+        v.is_multiple_of(2).then_some(v)
+    }
+
+    pub(crate) fn step(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Clone)]
 pub struct StoreFeed {
     cache: StoreCache<Store>,
+    version: CacheVersion,
     events: broadcast::Sender<FeedEvent>,
 }
 
@@ -40,8 +60,10 @@ impl StoreFeed {
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (cache, writer) = reflector::store();
         let (events, _) = broadcast::channel(BUFFER);
+        let version = CacheVersion::default();
         let feed = Self {
             cache,
+            version: version.clone(),
             events: events.clone(),
         };
         let config = store_watcher_config(instance);
@@ -50,10 +72,21 @@ impl StoreFeed {
             deps.crd_served().await;
             // The controller's short backoff (250 ms to 1 s), not kube's default (up to 30 s): after an
             // API-server outage the API's view must come back as fast as the controller's.
+            let entering = version.clone();
             let watch = watcher(Api::<Store>::all(client), config)
-                .backoff(crate::controller::watch_backoff::WatchBackoff::default());
+                .backoff(crate::controller::watch_backoff::WatchBackoff::default())
+                // Who wrote which field is the API server's business: with ten thousand Stores
+                // `managedFields` would be a good part of the cache's memory.
+                .modify(|store| store.managed_fields_mut().clear())
+                // Odd: the reflector applies this event to the cache right after.
+                .map(move |event| {
+                    entering.step();
+                    event
+                });
             let mut stream = std::pin::pin!(reflector::reflector(writer, watch));
             while let Some(event) = stream.next().await {
+                // Even again: the cache holds the event.
+                version.step();
                 let out = match event {
                     Ok(watcher::Event::InitApply(s)) => Some(FeedEvent::Changed(Arc::new(s))),
                     // A change after an error: the watch resumed without a re-list, and is whole.
@@ -88,6 +121,10 @@ impl StoreFeed {
 
     pub fn cache(&self) -> StoreCache<Store> {
         self.cache.clone()
+    }
+
+    pub fn version(&self) -> CacheVersion {
+        self.version.clone()
     }
 
     pub fn subscribe(&self) -> Subscription {

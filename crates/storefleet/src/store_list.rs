@@ -1,9 +1,10 @@
 //! Which stores `GET /stores` answers: the filters, the one order (creation time, then store id),
 //! and one page of it.
 //!
-//! Selection works on the Store objects, never on rendered views: with ten thousand stores a page
-//! of 50 costs one pass over the objects (filters and the cursor), a partial selection of the
-//! first 51, and the bytes of those 50 views (cached per store in `view_cache.rs`).
+//! Selection works on the Store objects in list order (`in_order`; `store_reads.rs` keeps them so
+//! between changes), never on rendered views: a page of 50 is a binary search for its cursor, a scan
+//! until 51 stores match the filters, and the bytes of those 50 views (cached per store in
+//! `view_cache.rs`). Without filters that does not grow with the fleet.
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -133,44 +134,56 @@ fn key(store: &Store) -> (DateTime<Utc>, &str) {
     (created, store.metadata.name.as_deref().unwrap_or_default())
 }
 
+/// The same order as `key`, without converting times (the sort compares often): Kubernetes' `Time`
+/// orders as the instant it is, and a missing one as the earliest.
 fn order(a: &Arc<Store>, b: &Arc<Store>) -> Ordering {
-    key(a).cmp(&key(b))
+    fn cheap(s: &Store) -> (Option<k8s_openapi::jiff::Timestamp>, &str) {
+        (
+            s.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            s.metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
+    cheap(a).cmp(&cheap(b))
 }
 
-/// The stores of `visible` (those the caller may see) that `query` selects.
-pub fn select<'a>(
-    visible: impl IntoIterator<Item = &'a Arc<Store>>,
+/// `stores` in the list's order.
+pub fn in_order(mut stores: Vec<Arc<Store>>) -> Vec<Arc<Store>> {
+    stores.sort_unstable_by(order);
+    stores
+}
+
+/// The stores of `sorted` (in list order: [`in_order`]) that the caller may see (`visible`) and
+/// `query` selects.
+pub fn select(
+    sorted: &[Arc<Store>],
+    visible: impl Fn(&Store) -> bool,
     query: &StoreQuery,
     phase_of: impl Fn(&Store) -> Phase,
 ) -> Selection {
-    let after = match &query.listing {
+    let start = match &query.listing {
         Listing::Page {
             after: Some(cursor),
             ..
-        } => Some((cursor.created, cursor.name.as_str())),
-        _ => None,
+        } => {
+            let position = (cursor.created, cursor.name.as_str());
+            sorted.partition_point(|s| key(s) <= position)
+        }
+        _ => 0,
     };
-    let mut chosen: Vec<Arc<Store>> = visible
-        .into_iter()
-        .filter(|s| after.is_none_or(|position| key(s) > position))
-        .filter(|s| query.filter.matches(s, &phase_of))
-        .cloned()
-        .collect();
+    let mut matching = sorted[start..]
+        .iter()
+        .filter(|s| visible(s) && query.filter.matches(s, &phase_of))
+        .cloned();
     let Listing::Page { limit, .. } = query.listing else {
-        chosen.sort_by(order);
         return Selection {
-            stores: chosen,
+            stores: matching.collect(),
             next: None,
         };
     };
     let n = limit.as_usize();
+    let mut chosen: Vec<Arc<Store>> = matching.by_ref().take(n + 1).collect();
     let more = chosen.len() > n;
-    if more {
-        // The first n in order, without sorting all of them.
-        chosen.select_nth_unstable_by(n, order);
-        chosen.truncate(n);
-    }
-    chosen.sort_by(order);
+    chosen.truncate(n);
     let next = more
         .then(|| chosen.last())
         .flatten()
@@ -258,7 +271,8 @@ mod tests {
     #[test]
     fn the_whole_list_is_in_creation_then_id_order() {
         let all = select(
-            &fleet(),
+            &in_order(fleet()),
+            |_| true,
             &StoreQuery {
                 filter: StoreFilter::default(),
                 listing: Listing::All,
@@ -280,8 +294,8 @@ mod tests {
 
     #[test]
     fn pages_continue_after_their_cursor_and_the_last_has_none() {
-        let stores = fleet();
-        let first = select(&stores, &page(2, None), phase);
+        let stores = in_order(fleet());
+        let first = select(&stores, |_| true, &page(2, None), phase);
         assert_eq!(ids(&first), ["store-00000a", "store-00000b"]);
         let cursor = first.next.clone().expect("more pages");
         assert_eq!(cursor.name, "store-00000b");
@@ -292,16 +306,17 @@ mod tests {
             .cloned()
             .collect();
         changed.push(store("store-000000", 40, "Newest", "bob", Phase::Ready));
-        let second = select(&changed, &page(2, Some(cursor)), phase);
+        let changed = in_order(changed);
+        let second = select(&changed, |_| true, &page(2, Some(cursor)), phase);
         assert_eq!(ids(&second), ["store-00000c", "store-00000d"]);
-        let third = select(&changed, &page(2, second.next.clone()), phase);
+        let third = select(&changed, |_| true, &page(2, second.next.clone()), phase);
         assert_eq!(ids(&third), ["store-00000e", "store-000000"]);
         assert_eq!(third.next, None, "an exactly full last page");
     }
 
     #[test]
     fn filters_combine() {
-        let stores = fleet();
+        let stores = in_order(fleet());
         let query = |status, owner: Option<&str>, q: &str| StoreQuery {
             filter: StoreFilter {
                 status,
@@ -310,7 +325,7 @@ mod tests {
             },
             listing: Listing::All,
         };
-        let found = |q| ids(&select(&stores, &q, phase));
+        let found = |q| ids(&select(&stores, |_| true, &q, phase));
         assert_eq!(
             found(query(Some(Phase::Ready), None, "")),
             ["store-00000a", "store-00000c", "store-00000d"]

@@ -20,6 +20,8 @@ use kube::runtime::reflector::{ObjectRef, Store as StoreCache};
 use kube::{Api, ResourceExt};
 
 use crate::crd::Store;
+use crate::store_feed::CacheVersion;
+use crate::store_list::in_order;
 
 /// How long a read waits for the cache to show this process's own writes.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(1);
@@ -37,14 +39,20 @@ struct Written {
 
 pub struct StoreReads {
     cache: StoreCache<Store>,
+    version: CacheVersion,
+    /// The cache in list order (`store_list::in_order`) as of a version: with ten thousand stores,
+    /// sorting per request would cost more than the rest of a page.
+    sorted: Mutex<Option<(u64, Arc<Vec<Arc<Store>>>)>>,
     api: Api<Store>,
     pending: Mutex<HashMap<String, Written>>,
 }
 
 impl StoreReads {
-    pub fn new(cache: StoreCache<Store>, api: Api<Store>) -> Self {
+    pub fn new(cache: StoreCache<Store>, version: CacheVersion, api: Api<Store>) -> Self {
         Self {
             cache,
+            version,
+            sorted: Mutex::new(None),
             api,
             pending: Mutex::new(HashMap::new()),
         }
@@ -94,6 +102,31 @@ impl StoreReads {
             .into_iter()
             .map(Arc::new)
             .collect())
+    }
+
+    /// Like [`Self::list`], in list order (`store_list.rs`). Sorted once per change of the cache.
+    pub async fn list_in_order(
+        &self,
+        params: &ListParams,
+    ) -> Result<Arc<Vec<Arc<Store>>>, kube::Error> {
+        if !self.caught_up().await {
+            return Ok(Arc::new(in_order(self.list(params).await?)));
+        }
+        let version = self.version.stable();
+        if let Some(v) = version
+            && let Some((at, sorted)) = &*self.sorted.lock().expect("not poisoned")
+            && *at == v
+        {
+            return Ok(sorted.clone());
+        }
+        let sorted = Arc::new(in_order(self.cache.state()));
+        // Kept only when no change began or ended while the cache was read: then it is the cache.
+        if let Some(v) = version
+            && self.version.stable() == Some(v)
+        {
+            *self.sorted.lock().expect("not poisoned") = Some((v, sorted.clone()));
+        }
+        Ok(sorted)
     }
 
     /// One Store. A miss is confirmed with the API server: a store made by someone else a moment ago
@@ -169,7 +202,7 @@ mod tests {
         // Never contacted in these tests: every read below is answered from the cache.
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
-        StoreReads::new(cache, Api::all(client))
+        StoreReads::new(cache, CacheVersion::default(), Api::all(client))
     }
 
     #[tokio::test]
@@ -208,6 +241,41 @@ mod tests {
             !reads.shows("store-000003", &w),
             "a create is not shown by absence"
         );
+    }
+
+    /// The sorted fleet is kept between changes, and never outlives one: while the watch applies an
+    /// event (odd version) and after it (the next even one) a list shows it.
+    #[tokio::test]
+    async fn the_sorted_fleet_follows_every_change() {
+        let (cache, mut writer) = store::<Store>();
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        let version = CacheVersion::default();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let reads = StoreReads::new(
+            cache,
+            version.clone(),
+            Api::all(kube::Client::try_from(config).unwrap()),
+        );
+        let names =
+            |v: Arc<Vec<Arc<Store>>>| -> Vec<String> { v.iter().map(|s| s.name_any()).collect() };
+        let params = ListParams::default();
+        let all = || reads.list_in_order(&params);
+        let mut expected = Vec::new();
+        for id in ["store-00000b", "store-00000a", "store-00000c"] {
+            version.step();
+            writer.apply_watcher_event(&Event::Apply(store_at(id, "1")));
+            expected.push(id.to_owned());
+            expected.sort();
+            assert_eq!(names(all().await.unwrap()), expected, "during the change");
+            version.step();
+            assert_eq!(names(all().await.unwrap()), expected, "after it");
+            let kept = all().await.unwrap();
+            assert!(
+                Arc::ptr_eq(&kept, &all().await.unwrap()),
+                "sorted once per change"
+            );
+        }
     }
 
     #[tokio::test]

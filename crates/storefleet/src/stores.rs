@@ -234,7 +234,7 @@ impl StoreService {
     ) -> Self {
         let api = Api::all(client.clone());
         Self {
-            reads: StoreReads::new(feed.cache(), api.clone()),
+            reads: StoreReads::new(feed.cache(), feed.version(), api.clone()),
             views: ViewCache::default(),
             feed,
             api,
@@ -497,16 +497,10 @@ impl StoreService {
         caller: &Caller,
         query: &StoreQuery,
     ) -> Result<Vec<u8>, StoreError> {
-        let ours: Vec<Arc<Store>> = self
-            .reads
-            .list(&self.list_params())
-            .await?
-            .into_iter()
-            .filter(|s| self.is_ours(s))
-            .collect();
-        let visible = ours.iter().filter(|s| caller.may_see(&s.spec.owner));
-        let selection = store_list::select(visible, query, phase_of);
-        let items = self.views.render_list(&selection.stores, &ours, |s| {
+        let sorted = self.reads.list_in_order(&self.list_params()).await?;
+        let visible = |s: &Store| self.is_ours(s) && caller.may_see(&s.spec.owner);
+        let selection = store_list::select(&sorted, visible, query, phase_of);
+        let items = self.views.render_list(&selection.stores, &sorted, |s| {
             view_of(s, &self.urls, self.plans.default_plan())
         });
         Ok(match query.listing {
