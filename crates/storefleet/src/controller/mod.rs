@@ -24,8 +24,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store as StoreCache};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store as StoreCache};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::Instrument;
 
@@ -227,8 +227,18 @@ fn owning_store<K: Resource>(obj: K) -> Option<ObjectRef<Store>> {
 pub fn run(ctx: Arc<Context>) -> (impl Future<Output = ()> + Send, StoreCache<Store>) {
     let client = ctx.client.clone();
     let owned = watcher::Config::default().labels(LABEL_STORE_ID);
+    // As `Controller::new` builds it, but without `managedFields` in the cache: nothing here reads
+    // them, and with ten thousand Stores they are a good part of its memory. (`for_stream` is behind
+    // kube's `unstable-runtime` feature.)
+    let (cache, writer) = reflector::store();
+    let stores = reflector::reflector(
+        writer,
+        watcher(ctx.stores.clone(), store_watcher_config(&ctx.instance))
+            .modify(|store| store.managed_fields_mut().clear()),
+    )
+    .applied_objects();
     // Namespaces are watched in both modes (the identity may list and watch them cluster-wide).
-    let mut controller = Controller::new(ctx.stores.clone(), store_watcher_config(&ctx.instance))
+    let mut controller = Controller::for_stream(stores, cache)
         .watches(
             Api::<Namespace>::all(client.clone()),
             owned.clone(),
