@@ -238,12 +238,11 @@ pub fn run(ctx: Arc<Context>) -> (impl Future<Output = ()> + Send, StoreCache<St
     )
     .applied_objects();
     // Namespaces are watched in both modes (the identity may list and watch them cluster-wide).
-    let mut controller = Controller::for_stream(stores, cache)
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            owned.clone(),
-            owning_store,
-        );
+    let mut controller = Controller::for_stream(stores, cache).watches(
+        Api::<Namespace>::all(client.clone()),
+        owned.clone(),
+        owning_store,
+    );
     if ctx.workload_watch == WorkloadWatch::Cluster {
         controller = controller
             .watches(
