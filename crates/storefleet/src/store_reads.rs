@@ -37,12 +37,15 @@ struct Written {
     at: Instant,
 }
 
+/// Stores in list order, shared by the requests that read them.
+type Sorted = Arc<Vec<Arc<Store>>>;
+
 pub struct StoreReads {
     cache: StoreCache<Store>,
     version: CacheVersion,
     /// The cache in list order (`store_list::in_order`) as of a version: with ten thousand stores,
     /// sorting per request would cost more than the rest of a page.
-    sorted: Mutex<Option<(u64, Arc<Vec<Arc<Store>>>)>>,
+    sorted: Mutex<Option<(u64, Sorted)>>,
     api: Api<Store>,
     pending: Mutex<HashMap<String, Written>>,
 }
@@ -105,10 +108,7 @@ impl StoreReads {
     }
 
     /// Like [`Self::list`], in list order (`store_list.rs`). Sorted once per change of the cache.
-    pub async fn list_in_order(
-        &self,
-        params: &ListParams,
-    ) -> Result<Arc<Vec<Arc<Store>>>, kube::Error> {
+    pub async fn list_in_order(&self, params: &ListParams) -> Result<Sorted, kube::Error> {
         if !self.caught_up().await {
             return Ok(Arc::new(in_order(self.list(params).await?)));
         }
