@@ -349,7 +349,7 @@ async fn streams_end_when_their_credentials_do() {
     assert_ends(&mut joes, "after the user was disabled").await;
 
     // Signing out ends the session's stream.
-    let cookie = sign_in(&server).await;
+    let cookie = server.sign_in().await;
     let r = server
         .http
         .get(server.url("/events"))
@@ -430,24 +430,6 @@ async fn open_events(server: &Server, token: String) -> (StatusCode, EventStream
         .await
         .unwrap();
     (r.status(), EventStream::new(r))
-}
-
-/// Signs in to the dashboard with the admin token; answers the session cookie (`name=value`).
-async fn sign_in(server: &Server) -> String {
-    let signed_in = server
-        .http
-        .post(server.url("/session"))
-        .json(&json!({"token": server.token}))
-        .send()
-        .await
-        .unwrap();
-    signed_in.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 /// Sends SIGTERM; the process must be gone within 10 s.
@@ -542,7 +524,7 @@ async fn readyz_answers_without_calling_the_api_server() {
 #[tokio::test]
 async fn two_session_cookies_are_refused() {
     let server = Server::start("two-cookies", Options::default()).await;
-    let cookie = sign_in(&server).await;
+    let cookie = server.sign_in().await;
     let ok = server
         .http
         .get(server.url("/me"))

@@ -158,24 +158,10 @@ async fn quotas_and_idempotency_keys_hold_across_two_replicas() {
     b.kill9();
 }
 
-/// A dashboard session of the admin, opened on `server`: its cookie (`name=value`).
-async fn sign_in(server: &Server) -> String {
-    let r = server
-        .http
-        .post(server.url("/session"))
-        .json(&json!({"token": server.token}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let set_cookie = r.headers()[header::SET_COOKIE].to_str().unwrap();
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_session_opened_on_one_replica_works_on_the_other() {
     let (a, b) = two_api_replicas("replicas-session", 1).await;
-    let cookie = sign_in(&a).await;
+    let cookie = a.sign_in().await;
     let me = |server: &Server| {
         server
             .http
@@ -277,7 +263,7 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     let mut old_a = Server::start("replicas-rolling", options()).await;
     let mut old_b = old_a.start_peer().await;
     // A session opened before the restart is used throughout, on whichever replica answers.
-    let cookie = sign_in(&old_a).await;
+    let cookie = old_a.sign_in().await;
 
     let endpoints = Arc::new(Endpoints {
         replicas: Mutex::new(Vec::new()),

@@ -381,6 +381,24 @@ impl Server {
         self.http.request(method, self.url(path)).bearer_auth(token)
     }
 
+    /// A dashboard session of the admin (`POST /session` with the token): its cookie, `name=value`.
+    pub async fn sign_in(&self) -> String {
+        let signed_in = self
+            .http
+            .post(self.url("/session"))
+            .json(&serde_json::json!({"token": self.token}))
+            .send()
+            .await
+            .expect("POST /session");
+        signed_in.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Creates a user through the admin API and answers the 201 body (`user_id`, `token`, ...).
     pub async fn create_user(&self, name: &str, role: &str, max_stores: u32) -> Value {
         let r = self
