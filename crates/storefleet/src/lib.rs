@@ -33,6 +33,7 @@ pub mod mail;
 pub mod metrics;
 pub mod paging;
 pub mod plans;
+pub mod pool;
 pub mod rollouts;
 pub mod server;
 pub mod storage;
