@@ -944,6 +944,39 @@ async fn installed_store_becomes_ready_keeps_secrets_enforces_quota_and_uninstal
     .await;
     wait_until_ready(&cluster, &id).await;
 
+    // A claimed pool store (identityGeneration 1, docs/pool.md): a new admin password and nothing
+    // else changed; a second upgrade of that generation keeps it.
+    let claim_file = generated_values_dir(&id).join("claimed.yaml");
+    std::fs::write(&claim_file, "identityGeneration: 1\n").expect("write values");
+    let claimed_values = [retitled.clone(), vec![claim_file]].concat();
+    run_ok(&mut install_cmd(&cluster, &id, &claimed_values));
+    let claimed = secrets
+        .get(&credentials)
+        .await
+        .expect("credentials secret")
+        .data
+        .expect("data");
+    assert_ne!(
+        claimed["wordpress-admin-password"], before["wordpress-admin-password"],
+        "a claim kept the pool's admin password"
+    );
+    for (key, value) in &before {
+        if key != "wordpress-admin-password" {
+            assert_eq!(claimed.get(key), Some(value), "a claim changed {key}");
+        }
+    }
+    run_ok(&mut install_cmd(&cluster, &id, &claimed_values));
+    let again = secrets
+        .get(&credentials)
+        .await
+        .expect("credentials secret")
+        .data
+        .expect("data");
+    assert_eq!(
+        claimed, again,
+        "the claimed password changed on an unchanged upgrade"
+    );
+
     // The quota is enforced by the API server itself.
     let hog: Pod = serde_json::from_value(json!({
         "metadata": { "name": "beyond-the-quota" },

@@ -38,6 +38,9 @@ spec:
         - name: ADMIN_EMAIL
           valueFrom:
             secretKeyRef: { name: {{ $secret }}, key: wordpress-admin-email }
+        # In the pod template, so a claim (a new generation) renders a new setup Job.
+        - name: IDENTITY_GENERATION
+          value: {{ .Values.identityGeneration | int | toString | toJson }}
         - name: WOOCOMMERCE_VERSION
           value: {{ $setup.woocommerceVersion | toString | toJson }}
         - name: STORE_COUNTRY

@@ -40,6 +40,14 @@ else
     --admin_email="$ADMIN_EMAIL" --skip-email
 fi
 
+# A claimed pool store (docs/pool.md): the credentials Secret holds a new admin password for this
+# generation; set it once, so the pool's password stops working. A fresh install already has it.
+if [ "$(wp option get storefleet_identity_generation 2>/dev/null || echo 0)" != "$IDENTITY_GENERATION" ]; then
+  log "setting the administrator's password of identity generation $IDENTITY_GENERATION"
+  wp user update "$ADMIN_USER" --user_pass="$ADMIN_PASSWORD" --skip-email
+  wp option update storefleet_identity_generation "$IDENTITY_GENERATION"
+fi
+
 # An installed WooCommerce is kept at whatever version it has (no downgrade of an update).
 if ! wp plugin is-installed woocommerce; then
   log "installing WooCommerce $WOOCOMMERCE_VERSION"
