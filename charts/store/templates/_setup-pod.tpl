@@ -38,9 +38,12 @@ spec:
         - name: ADMIN_EMAIL
           valueFrom:
             secretKeyRef: { name: {{ $secret }}, key: wordpress-admin-email }
-        # In the pod template, so a claim (a new generation) renders a new setup Job.
+        {{- if .Values.identityGeneration }}
+        # In the pod template, so a claim (a new generation) renders a new setup Job; absent at 0,
+        # so a store never claimed keeps the Job it had before pools existed.
         - name: IDENTITY_GENERATION
           value: {{ .Values.identityGeneration | int | toString | toJson }}
+        {{- end }}
         - name: WOOCOMMERCE_VERSION
           value: {{ $setup.woocommerceVersion | toString | toJson }}
         - name: STORE_COUNTRY

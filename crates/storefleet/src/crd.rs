@@ -70,6 +70,15 @@ pub struct StoreSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub domains: Vec<StoreDomain>,
+    /// Raised by each claim of a pool store (`crate::pool`, docs/pool.md): the release gets a new
+    /// WordPress admin password, so the pool's stops working. 0 (absent): never claimed. A change is
+    /// a new generation, so the controller upgrades.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub identity_generation: u32,
+}
+
+pub(crate) fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One of a store's own domains as the release sees it.
@@ -292,6 +301,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         assert_eq!(store.instance(), DEFAULT_INSTANCE);

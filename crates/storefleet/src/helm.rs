@@ -63,6 +63,10 @@ pub struct StoreValues {
     /// The store's size plan: `wordpress`, `mariadb` (resources, volume size) and `quota.hard`.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub plan: Option<crate::plans::PlanValues>,
+    /// Raised by each claim of a pool store (`crate::pool`): a new WordPress admin password.
+    /// Absent when 0, so a store never claimed renders exactly as before pools existed.
+    #[serde(skip_serializing_if = "crate::crd::is_zero")]
+    pub identity_generation: u32,
 }
 
 /// The store chart's `networkPolicy` as the control plane sets it (merged into the environment
@@ -523,6 +527,7 @@ mod tests {
             mail: None,
             network_policy: None,
             plan: None,
+            identity_generation: 0,
         };
         let file = write_values_file(&values).unwrap();
         let back: serde_yaml::Value =
@@ -552,6 +557,7 @@ mod tests {
                 backup_target: egress.values(),
             }),
             plan: None,
+            identity_generation: 0,
         };
         let back: serde_yaml::Value =
             serde_yaml::from_str(&serde_yaml::to_string(&values).unwrap()).unwrap();

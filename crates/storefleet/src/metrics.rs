@@ -535,6 +535,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         ready.status = Some(StoreStatus {
@@ -550,6 +551,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         let text = Metrics::default().render([&ready, &fresh, &ready.clone()].into_iter());
@@ -580,6 +582,7 @@ mod tests {
                     values: serde_json::json!({}),
                 }),
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         )
     }

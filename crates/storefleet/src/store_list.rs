@@ -229,6 +229,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         s.metadata.creation_timestamp =

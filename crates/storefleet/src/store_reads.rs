@@ -192,6 +192,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         s.metadata.resource_version = Some(version.into());

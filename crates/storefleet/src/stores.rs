@@ -402,6 +402,7 @@ impl StoreService {
                     plan: Some(self.plans.effective(new.plan.as_ref()).as_str().to_owned()),
                     release: None,
                     domains: Vec::new(),
+                    identity_generation: 0,
                 },
             );
             store.metadata.labels = Some(
@@ -1054,6 +1055,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         let v = view_of(&store, &urls, &PlanName::parse("small").unwrap());

@@ -86,6 +86,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         s.metadata.resource_version = Some(rv.into());

@@ -51,6 +51,7 @@ async fn store(stores: &Api<Store>, instance: &str, phase: &str, own: Option<&st
             plan: None,
             release: None,
             domains: vec![],
+            identity_generation: 0,
         },
     );
     s.labels_mut()

@@ -54,6 +54,7 @@ async fn store(server: &Server, id: &str, name: &str, owner: &str, phase: Option
             plan: None,
             release: None,
             domains: vec![],
+            identity_generation: 0,
         },
     );
     s.metadata.labels = Some([(LABEL_INSTANCE.to_owned(), server.instance.clone())].into());

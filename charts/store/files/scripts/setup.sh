@@ -42,10 +42,11 @@ fi
 
 # A claimed pool store (docs/pool.md): the credentials Secret holds a new admin password for this
 # generation; set it once, so the pool's password stops working. A fresh install already has it.
-if [ "$(wp option get storefleet_identity_generation 2>/dev/null || echo 0)" != "$IDENTITY_GENERATION" ]; then
-  log "setting the administrator's password of identity generation $IDENTITY_GENERATION"
+generation=${IDENTITY_GENERATION:-0}
+if [ "$(wp option get storefleet_identity_generation 2>/dev/null || echo 0)" != "$generation" ]; then
+  log "setting the administrator's password of identity generation $generation"
   wp user update "$ADMIN_USER" --user_pass="$ADMIN_PASSWORD" --skip-email
-  wp option update storefleet_identity_generation "$IDENTITY_GENERATION"
+  wp option update storefleet_identity_generation "$generation"
 fi
 
 # An installed WooCommerce is kept at whatever version it has (no downgrade of an update).

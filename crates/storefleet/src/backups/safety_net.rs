@@ -212,6 +212,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: vec![],
+                identity_generation: 0,
             },
         );
         s.status = Some(StoreStatus {

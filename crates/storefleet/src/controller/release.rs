@@ -38,6 +38,7 @@ pub fn values(
             backup_target: e.values(),
         }),
         plan: Some(plan.values.clone()),
+        identity_generation: store.spec.identity_generation,
     }
 }
 

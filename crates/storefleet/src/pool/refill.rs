@@ -107,6 +107,7 @@ mod tests {
                 plan: Some("small".into()),
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         if let Some(kind) = pool {

@@ -194,6 +194,7 @@ mod tests {
                 plan: None,
                 release: None,
                 domains: Vec::new(),
+                identity_generation: 0,
             },
         );
         assert_eq!(restore_id(&store), None, "no uid or time yet");
