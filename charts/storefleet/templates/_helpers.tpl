@@ -257,6 +257,10 @@ pods' selector labels), or by default, with more than one replica, one per node,
 # Where the image puts the store chart (Dockerfile).
 - { name: STOREFLEET_CHART, value: /opt/storefleet/charts/store }
 - { name: STOREFLEET_MAX_STORES, value: {{ .Values.maxStores | quote }} }
+{{- /* The warm pool: the API claims from it, the controller fills it (docs/pool.md). */}}
+{{- with .Values.pool }}
+- { name: STOREFLEET_POOL, value: {{ include "storefleet.poolFlag" $ | quote }} }
+{{- end }}
 # A store's own domains: how many, and where their DNS must point (empty: not checked).
 - { name: STOREFLEET_MAX_DOMAINS_PER_STORE, value: {{ .Values.domains.maxPerStore | quote }} }
 {{- with .Values.domains.publicAddresses }}
@@ -373,4 +377,13 @@ that will not start.
 - { name: STOREFLEET_BACKUP_AUTOMATIC_RETENTION, value: {{ $b.automaticRetention | quote }} }
 - { name: STOREFLEET_BACKUP_DELETED_RETENTION, value: {{ $b.deletedRetention | quote }} }
 {{- end }}
+{{- end -}}
+
+{{/* `pool: {woocommerce/small: 2}` -> `woocommerce/small=2` (comma-separated), as `--pool` reads it. */}}
+{{- define "storefleet.poolFlag" -}}
+{{- $entries := list -}}
+{{- range $kind, $count := .Values.pool -}}
+{{- $entries = append $entries (printf "%s=%v" $kind $count) -}}
+{{- end -}}
+{{- join "," $entries -}}
 {{- end -}}

@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// Stores not yet deleted, per instance, above which creation is refused.
     #[arg(long, env = "STOREFLEET_MAX_STORES", default_value_t = 5)]
     pub max_stores: u32,
+    /// The warm pool: ready stores kept per engine and plan, claimed by `POST /stores`
+    /// (`woocommerce/small=2`; repeat, or comma-separated). Pool stores count against
+    /// `--max-stores` and never take its last slot (docs/pool.md). Unset: no pool.
+    #[arg(long = "pool", env = "STOREFLEET_POOL", value_delimiter = ',')]
+    pub pool: Vec<String>,
     /// Helm operations running at once.
     #[arg(long, env = "STOREFLEET_MAX_PARALLEL", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,

@@ -196,6 +196,8 @@ pub struct Config {
     pub mail: Option<crate::mail::MailRelay>,
     /// The size plans (`--plans`, or the built-in table).
     pub plans: std::sync::Arc<crate::plans::PlanTable>,
+    /// The warm pool's size per engine and plan (`--pool`; empty: no pool).
+    pub pool: crate::pool::PoolTargets,
     /// Custom domains: the base domain they may not be under, how many per store.
     pub domains: crate::domains::DomainSettings,
     /// Where a store's own domain must resolve (`--public-address`); empty: not checked.
@@ -312,6 +314,7 @@ impl Config {
             Some(path) => crate::plans::PlanTable::from_file(path)?,
             None => crate::plans::PlanTable::builtin(),
         };
+        let pool = crate::pool::PoolTargets::parse(&args.pool, &plans)?;
         let public_origin = args
             .public_url
             .as_deref()
@@ -358,6 +361,7 @@ impl Config {
             },
             mail,
             plans: std::sync::Arc::new(plans),
+            pool,
             domains: crate::domains::DomainSettings {
                 base_domain: own_base_domain,
                 max_per_store: args.max_domains_per_store,

@@ -145,6 +145,8 @@ pub struct Metrics {
     last_backup_refill: Mutex<()>,
     stores_reconciled: Gauge,
     reconciled: Mutex<Reconciled>,
+    /// The warm pool's (`pool/metrics.rs`).
+    pub pool: crate::pool::metrics::PoolMetrics,
 }
 
 /// Stores whose reconcile succeeded since this process started, each with the number of the
@@ -292,8 +294,10 @@ impl Metrics {
         for reason in RECONCILE_ERROR_REASONS {
             let _ = reconcile_errors.get_or_create(&ReasonLabels { reason });
         }
+        let pool = crate::pool::metrics::PoolMetrics::register(&mut registry);
         Self {
             registry,
+            pool,
             stores,
             stores_by_release,
             by_release_refill: Mutex::new(()),

@@ -174,7 +174,8 @@ async fn api_app(
         config.max_stores,
         db.clone(),
         config.retention.idempotency_ttl,
-    );
+    )
+    .with_pool(config.pool.clone(), metrics.clone());
     let sessions = Arc::new(api::session::Sessions::new(
         db.sessions(),
         config.urls.scheme == crate::config::UrlScheme::Https,
@@ -316,6 +317,19 @@ fn controller_term(
         },
     ));
     let (run, cache) = controller::run(ctx.clone());
+    // The warm pool's refill, beside them (it makes Stores; the store controller provisions them).
+    let pool = crate::pool::controller::run(
+        client.clone(),
+        db.clone(),
+        cache.clone(),
+        crate::pool::controller::Settings {
+            instance: config.instance.clone(),
+            targets: config.pool.clone(),
+            max_stores: config.max_stores,
+            provision_timeout: config.provision_timeout,
+        },
+        metrics.clone(),
+    );
     // The fleet rollouts of this instance, beside the store controller (they change Stores; it
     // releases them).
     // The domains' states, beside them too (they read Stores and claims, and change neither's spec).
@@ -380,6 +394,7 @@ fn controller_term(
             () = run => {},
             () = crate::rollouts::controller::run(ctx, rollout_backups) => {},
             () = crate::domains::controller::run(domain_client, domains) => {},
+            () = pool => {},
             () = backups => {},
         }
     };

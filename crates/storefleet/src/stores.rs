@@ -22,7 +22,9 @@ use crate::crd::{
     DEFAULT_INSTANCE, FINALIZER, LABEL_INSTANCE, LABEL_OWNER, Phase, Store, StoreSpec,
 };
 use crate::domain::{Engine, IdempotencyKey, Owner, Role, StoreId, StoreName, UserId};
+use crate::metrics::Metrics;
 use crate::plans::{PlanName, PlanTable, UnknownPlan, VolumeRefusal};
+use crate::pool::{PoolKind, PoolTargets};
 use crate::storage::{
     Action, AuditEntry, AuditLog, Database, Exclusive, IdempotencyStore, LockName, StoredAnswer,
     User,
@@ -57,6 +59,9 @@ pub struct StoreView {
     /// What is happening now, or why it failed.
     pub message: Option<String>,
     pub conditions: Vec<ConditionView>,
+    /// An unclaimed store of the warm pool (docs/pool.md): only admins see these. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pool: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -218,6 +223,9 @@ pub struct StoreService {
     views: ViewCache,
     /// Store changes for event streams and `?wait=true`.
     feed: StoreFeed,
+    /// The warm pool's kinds (`--pool`): a create of one of them claims a Ready pool store.
+    pool: PoolTargets,
+    metrics: Arc<Metrics>,
 }
 
 impl StoreService {
@@ -246,7 +254,16 @@ impl StoreService {
             idempotency: db.idempotency(idempotency_ttl),
             audit: db.audit(),
             db,
+            pool: PoolTargets::default(),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Creates of these kinds claim a Ready pool store when there is one (docs/pool.md).
+    pub fn with_pool(mut self, pool: PoolTargets, metrics: Arc<Metrics>) -> Self {
+        self.pool = pool;
+        self.metrics = metrics;
+        self
     }
 
     /// Count-then-create, one at a time across the replicas: the count is read from the API server
@@ -326,8 +343,17 @@ impl StoreService {
                 .await?;
             return Ok(Created::Existing(view));
         }
+        // A claim takes a store the platform already counts: possible at the global limit too.
+        let kind = self.pool_kind(&new);
+        let claimable: Vec<&Store> = match &kind {
+            Some(kind) => {
+                let all: Vec<&Store> = existing.iter().collect();
+                crate::pool::claim::candidates(kind, &all)
+            }
+            None => Vec::new(),
+        };
         // Stores being deleted still count (their namespaces and volumes are still there).
-        if existing.len() >= self.max_stores as usize {
+        if existing.len() >= self.max_stores as usize && claimable.is_empty() {
             // Members read their own denials: the detail names the limit, not how many stores exist.
             self.deny(
                 caller,
@@ -360,8 +386,67 @@ impl StoreService {
                 max: caller.max_stores,
             });
         }
+        if let Some(kind) = &kind {
+            let claimed = crate::pool::claim::take(
+                &self.api,
+                kind,
+                claimable,
+                &caller.owner,
+                new.name.as_ref(),
+            )
+            .await?;
+            if let Some(store) = claimed {
+                self.reads.wrote(&store, false);
+                self.metrics.pool.claimed(kind);
+                tracing::info!(store_id = %store.name_any(), owner = %caller.owner, %kind, "pool store claimed");
+                return self
+                    .created(caller, key, &fingerprint, &new, &store, " (from the pool)")
+                    .await;
+            }
+            self.metrics.pool.fallback(kind, "empty");
+            if existing.len() >= self.max_stores as usize {
+                // Every claimable store went meanwhile: the limit holds as for any create.
+                self.deny(
+                    caller,
+                    "quota-exceeded",
+                    format!(
+                        "the platform limit of {} store(s) is reached",
+                        self.max_stores
+                    ),
+                )
+                .await;
+                return Err(StoreError::QuotaExceeded {
+                    max: self.max_stores,
+                });
+            }
+        }
         let store = self.create_with_free_id(caller, &new).await?;
-        let view = self.view(&store);
+        self.created(caller, key, &fingerprint, &new, &store, "")
+            .await
+    }
+
+    /// The pool kind a create would claim from: none for a clone (it is made from its backup), nor
+    /// for a kind the pool does not keep.
+    fn pool_kind(&self, new: &NewStore) -> Option<PoolKind> {
+        let kind = PoolKind {
+            engine: new.engine,
+            plan: self.plans.effective(new.plan.as_ref()).clone(),
+        };
+        (new.clone.is_none() && self.pool.of(&kind) > 0).then_some(kind)
+    }
+
+    /// After a create or a claim: the view, the audit entry (the same for both, but for
+    /// `how`, which only admins read) and the idempotency record.
+    async fn created(
+        &self,
+        caller: &Caller,
+        key: Option<IdempotencyKey>,
+        fingerprint: &str,
+        new: &NewStore,
+        store: &Store,
+        how: &str,
+    ) -> Result<Created, StoreError> {
+        let view = self.view(store);
         tracing::info!(store_id = %view.store_id, owner = %caller.owner, "store created");
         self.audit
             .record(AuditEntry {
@@ -371,7 +456,7 @@ impl StoreService {
                 store_owner: Some(caller.owner.to_string()),
                 outcome: "accepted".into(),
                 detail: format!(
-                    "engine {}, name {:?}, plan {}",
+                    "engine {}, name {:?}, plan {}{how}",
                     new.engine.as_str(),
                     view.name,
                     view.plan
@@ -379,7 +464,7 @@ impl StoreService {
                 remote_addr: caller.remote_addr.clone(),
             })
             .await;
-        self.remember(caller, key.as_ref(), &fingerprint, 202, &view)
+        self.remember(caller, key.as_ref(), fingerprint, 202, &view)
             .await?;
         Ok(Created::New(view))
     }
@@ -391,8 +476,9 @@ impl StoreService {
     ) -> Result<Store, StoreError> {
         for _ in 0..16 {
             let id = StoreId::random();
-            let mut store = Store::new(
-                id.as_str(),
+            let mut store = store_object(
+                &self.instance,
+                &id,
                 StoreSpec {
                     name: new.name.clone().map(StoreName::into_string),
                     engine: new.engine,
@@ -404,16 +490,8 @@ impl StoreService {
                     domains: Vec::new(),
                     identity_generation: 0,
                 },
+                (LABEL_OWNER, caller.owner.label_value()),
             );
-            store.metadata.labels = Some(
-                [
-                    (LABEL_INSTANCE.to_owned(), self.instance.clone()),
-                    (LABEL_OWNER.to_owned(), caller.owner.label_value()),
-                ]
-                .into(),
-            );
-            // Set at birth, so that even a store deleted before the controller saw it goes through cleanup.
-            store.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
             // A clone is one from birth: the clone controller gives it its restore.
             if let Some(clone) = &new.clone {
                 store.metadata.annotations = Some(
@@ -883,6 +961,26 @@ impl StoreService {
     }
 }
 
+/// A new Store of `instance`, labelled with it and `label`, with the cleanup finalizer set at birth
+/// (so that even a store deleted before the controller saw it goes through cleanup).
+pub(crate) fn store_object(
+    instance: &str,
+    id: &StoreId,
+    spec: StoreSpec,
+    label: (&str, String),
+) -> Store {
+    let mut store = Store::new(id.as_str(), spec);
+    store.metadata.labels = Some(
+        [
+            (LABEL_INSTANCE.to_owned(), instance.to_owned()),
+            (label.0.to_owned(), label.1),
+        ]
+        .into(),
+    );
+    store.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
+    store
+}
+
 fn belongs_to(store: &Store, instance: &str) -> bool {
     store.instance() == instance
 }
@@ -891,6 +989,9 @@ fn belongs_to(store: &Store, instance: &str) -> bool {
 pub(crate) fn phase_of(store: &Store) -> Phase {
     if store.deletion_requested() {
         return Phase::Deleting;
+    }
+    if crate::pool::claim::awaiting_identity(store) {
+        return Phase::Provisioning;
     }
     match store.phase().unwrap_or(Phase::Provisioning) {
         // Provisioned, but the backup is not in yet: not the shop its owner asked for.
@@ -905,6 +1006,7 @@ pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) 
     let final_backup = crate::backups::safety_net::final_backup_of(store);
     let clone = crate::backups::clones::pending(store);
     let phase = phase_of(store);
+    let claimed = crate::pool::claim::claimed_at(store);
     let url = status
         .url
         .clone()
@@ -925,12 +1027,21 @@ pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) 
             .plan
             .clone()
             .unwrap_or_else(|| default_plan.to_string()),
-        created_at: store
-            .metadata
-            .creation_timestamp
+        // A claimed pool store was born for its owner when it was claimed; its Ready before that
+        // was the pool's.
+        created_at: match &claimed {
+            Some(at) => DateTime::from_timestamp(at.as_second(), at.subsec_nanosecond() as u32),
+            None => store
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .and_then(to_chrono),
+        },
+        ready_at: status
+            .ready_at
             .as_ref()
+            .filter(|t| claimed.is_none_or(|at| t.0 >= at))
             .and_then(to_chrono),
-        ready_at: status.ready_at.as_ref().and_then(to_chrono),
         message: if let (false, Some(backup)) = (store.is_deleting(), &final_backup) {
             Some(format!("taking a final backup ({backup}) before deleting"))
         } else if store.is_deleting() && status.phase != Some(Phase::Deleting) {
@@ -956,6 +1067,7 @@ pub(crate) fn view_of(store: &Store, urls: &StoreUrls, default_plan: &PlanName) 
                 last_transition_time: to_chrono(&c.last_transition_time),
             })
             .collect(),
+        pool: crate::pool::refill::kind_label(store).is_some(),
         store_id: id,
     }
 }

@@ -2,13 +2,73 @@
 //! it the caller's. Pure; `stores.rs` calls it under the create lock (`storage/lock.rs`) and sends the
 //! patch with the store's resourceVersion, so a store another request took in between answers 409 and
 //! the next candidate is tried.
-use kube::ResourceExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use super::refill::{LABEL_POOL, kind_label};
 use super::settings::PoolKind;
 use crate::crd::{LABEL_OWNER, Phase, Store};
 use crate::domain::{Owner, StoreName};
+
+/// When a store was claimed (RFC 3339): its "created at" for its owner.
+pub const ANNOTATION_CLAIMED_AT: &str = "storefleet.dev/claimed-at";
+
+/// When `store` was claimed from the pool; `None`: it never was in the pool.
+pub fn claimed_at(store: &Store) -> Option<Timestamp> {
+    store
+        .annotations()
+        .get(ANNOTATION_CLAIMED_AT)
+        .and_then(|t| t.parse().ok())
+}
+
+/// A claimed store that the store controller has not yet started to make its owner's (its status
+/// is still the pool's Ready): shown as Provisioning, so that neither a view nor `?wait=true`
+/// takes the pool's identity for the owner's shop.
+pub fn awaiting_identity(store: &Store) -> bool {
+    claimed_at(store).is_some()
+        && store
+            .status
+            .as_ref()
+            .and_then(|st| st.observed_generation)
+            < store.metadata.generation
+}
+
+/// Claims one of `candidates` for `owner`, trying them in order: answers the claimed store, or
+/// `None` when every one went meanwhile (deleted, or no longer Ready). The caller holds the create
+/// lock, so no other claim runs; a 409 means the store changed (a status write of the store
+/// controller): it is read again and, still a Ready pool store, tried again.
+pub async fn take(
+    api: &Api<Store>,
+    kind: &PoolKind,
+    candidates: Vec<&Store>,
+    owner: &Owner,
+    name: Option<&StoreName>,
+) -> kube::Result<Option<Store>> {
+    for first in candidates {
+        let mut store = first.clone();
+        for _ in 0..3 {
+            let at = Timestamp::now().to_string();
+            let p = patch(&store, owner, name, &at);
+            match api
+                .patch(&store.name_any(), &PatchParams::default(), &Patch::Merge(&p))
+                .await
+            {
+                Ok(claimed) => return Ok(Some(claimed)),
+                Err(kube::Error::Api(e)) if e.code == 404 => break,
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    match api.get_opt(&store.name_any()).await? {
+                        Some(now) if !self::candidates(kind, &[&now]).is_empty() => store = now,
+                        _ => break,
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(None)
+}
 
 /// Ready unclaimed pool stores of `kind`, oldest first (the longest-waiting goes first).
 pub fn candidates<'a>(kind: &PoolKind, stores: &[&'a Store]) -> Vec<&'a Store> {
@@ -42,7 +102,7 @@ pub fn patch(store: &Store, owner: &Owner, name: Option<&StoreName>, claimed_at:
                 LABEL_POOL: Value::Null,
                 LABEL_OWNER: owner.label_value(),
             },
-            "annotations": { "storefleet.dev/claimed-at": claimed_at },
+            "annotations": { ANNOTATION_CLAIMED_AT: claimed_at },
         },
         "spec": {
             "owner": owner.as_str(),

@@ -1,8 +1,10 @@
 //! The warm pool (issue 16, docs/pool.md): stores provisioned before anyone asks, claimed by
-//! `POST /stores`. Built so far (branch `pool`): the settings, the refill plan and the claim's choice
-//! and patch, pure and tested; the controller that carries out the plan and the claim in `stores.rs`
-//! come next.
+//! `POST /stores`. `settings`: how many of which kind; `refill`: what the pool's controller does
+//! next (pure); `controller`: the leader's loop that does it; `claim`: which store a create takes
+//! and the one patch that makes it the caller's; `metrics`: size, ready, claims, fallbacks.
 pub mod claim;
+pub mod controller;
+pub mod metrics;
 pub mod refill;
 pub mod settings;
 

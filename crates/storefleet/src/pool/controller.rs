@@ -1,0 +1,251 @@
+//! The pool's controller (leader only, beside the store controller): every pass plans from the
+//! controller's cache of Stores ([`super::refill::plan`]) and, when there is something to do,
+//! plans again from the API server under the create lock (`storage/lock.rs`) and does it. The
+//! cache only says *whether* to look: it lags behind the creates just made, and a plan made from
+//! it would make stores twice. Under the lock, no `POST /stores` counts or claims meanwhile, on
+//! any replica. The stores themselves are provisioned (and, once claimed, re-provisioned as their
+//! owner's) by the store controller, like any other.
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::reflector::Store as StoreCache;
+use kube::{Api, Client, ResourceExt};
+
+use super::claim::claimed_at;
+use super::refill::{self, LABEL_POOL, POOL_OWNER, Step, kind_label};
+use super::{PoolKind, PoolTargets};
+use crate::crd::{LABEL_INSTANCE, Phase, Store, StoreSpec};
+use crate::domain::StoreId;
+use crate::metrics::Metrics;
+use crate::storage::{Action, AuditEntry, AuditLog, Database, LockName};
+
+/// How often the pool is looked at: a claim is answered from what is Ready now, so this only
+/// bounds how soon a claimed store is replaced.
+const PASS: Duration = Duration::from_secs(1);
+/// The title a pool store has until it is claimed (never shown to a member: a claim replaces it).
+pub const POOL_TITLE: &str = "Pool store";
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub instance: String,
+    pub targets: PoolTargets,
+    pub max_stores: u32,
+    /// A pool store not Ready this long after its creation is deleted and replaced (the store
+    /// controller fails it at the same age; this also covers one stuck elsewhere).
+    pub provision_timeout: Duration,
+}
+
+pub async fn run(
+    client: Client,
+    db: Database,
+    cache: StoreCache<Store>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+) {
+    if settings.targets.is_empty() {
+        return std::future::pending().await;
+    }
+    metrics
+        .pool
+        .known(settings.targets.iter().map(|(k, _)| k.clone()));
+    let _ = cache.wait_until_ready().await;
+    let mut pool = Pool {
+        api: Api::all(client),
+        db: db.clone(),
+        audit: db.audit(),
+        settings,
+        metrics,
+        measured: HashSet::new(),
+        started: Timestamp::now(),
+    };
+    loop {
+        if let Err(e) = pool.pass(&cache).await {
+            tracing::warn!("pool pass failed: {e}");
+        }
+        tokio::time::sleep(PASS).await;
+    }
+}
+
+struct Pool {
+    api: Api<Store>,
+    db: Database,
+    audit: AuditLog,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    /// Claimed stores whose time to Ready was observed by this term (each once).
+    measured: HashSet<String>,
+    started: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl Pool {
+    async fn pass(&mut self, cache: &StoreCache<Store>) -> Result<(), PassError> {
+        let cached = cache.state();
+        let ours: Vec<&Store> = cached
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| s.instance() == self.settings.instance)
+            .collect();
+        self.observe(&ours);
+        if self.plan(&ours).is_empty() {
+            return Ok(());
+        }
+        let _serialised = self
+            .db
+            .exclusive(LockName::StoreCreate {
+                instance: &self.settings.instance,
+            })
+            .await?;
+        let fresh = self
+            .api
+            .list(
+                &ListParams::default()
+                    .labels(&format!("{LABEL_INSTANCE}={}", self.settings.instance)),
+            )
+            .await?
+            .items;
+        let fresh: Vec<&Store> = fresh.iter().collect();
+        for step in self.plan(&fresh) {
+            match step {
+                Step::Create(kind) => self.create(&kind).await?,
+                Step::Delete { store_id, why } => self.delete(&store_id, why).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The refill plan, plus: a pool store still not Ready at the provision timeout goes too.
+    fn plan(&self, stores: &[&Store]) -> Vec<Step> {
+        let mut steps = refill::plan(&self.settings.targets, stores, self.settings.max_stores);
+        for s in stores {
+            if kind_label(s).is_some()
+                && !s.deletion_requested()
+                && s.phase() != Some(Phase::Ready)
+                && self.older_than_timeout(s)
+                && !steps
+                    .iter()
+                    .any(|step| matches!(step, Step::Delete { store_id, .. } if *store_id == s.name_any()))
+            {
+                steps.insert(
+                    0,
+                    Step::Delete {
+                        store_id: s.name_any(),
+                        why: "it was not Ready within the provision timeout",
+                    },
+                );
+            }
+        }
+        steps
+    }
+
+    fn older_than_timeout(&self, store: &Store) -> bool {
+        let Some(created) = store.metadata.creation_timestamp.as_ref() else {
+            return false;
+        };
+        let age = Timestamp::now().duration_since(created.0);
+        Duration::try_from(age).is_ok_and(|age| age > self.settings.provision_timeout)
+    }
+
+    /// The gauges, and the time to Ready of stores claimed since the last pass.
+    fn observe(&mut self, stores: &[&Store]) {
+        for (kind, _) in self.settings.targets.iter() {
+            let label = kind.label_value();
+            let of_kind = stores
+                .iter()
+                .filter(|s| !s.deletion_requested() && kind_label(s) == Some(label.as_str()));
+            let (size, ready) = of_kind.fold((0, 0), |(n, r), s| {
+                (n + 1, r + usize::from(s.phase() == Some(Phase::Ready)))
+            });
+            self.metrics.pool.sizes(kind, size, ready);
+        }
+        for s in stores {
+            let Some(claimed) = claimed_at(s) else {
+                continue;
+            };
+            let ready_at = s.status.as_ref().and_then(|st| st.ready_at.as_ref());
+            let Some(ready_at) = ready_at.map(|t| t.0) else {
+                continue;
+            };
+            // Ready as the owner's (not the pool's Ready before the claim), and seen by this term.
+            if ready_at < claimed || claimed < self.started {
+                continue;
+            }
+            if self.measured.insert(s.name_any()) {
+                let took = ready_at.duration_since(claimed).as_secs_f64();
+                self.metrics.pool.claim_ready(took);
+            }
+        }
+        // Bounded by the stores there are.
+        let names: HashSet<String> = stores.iter().map(|s| s.name_any()).collect();
+        self.measured.retain(|n| names.contains(n));
+    }
+
+    async fn create(&self, kind: &PoolKind) -> Result<(), PassError> {
+        for _ in 0..16 {
+            let id = StoreId::random();
+            let store = crate::stores::store_object(
+                &self.settings.instance,
+                &id,
+                StoreSpec {
+                    name: Some(POOL_TITLE.to_owned()),
+                    engine: kind.engine,
+                    owner: POOL_OWNER.to_owned(),
+                    plan: Some(kind.plan.as_str().to_owned()),
+                    release: None,
+                    domains: Vec::new(),
+                    identity_generation: 0,
+                },
+                (LABEL_POOL, kind.label_value()),
+            );
+            match self.api.create(&PostParams::default(), &store).await {
+                Ok(_) => {
+                    tracing::info!(store_id = %id, %kind, "pool store created");
+                    self.record(Action::Create, &id, format!("pool store ({kind})"))
+                        .await;
+                    return Ok(());
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tracing::warn!(%kind, "could not pick a free store id for a pool store");
+        Ok(())
+    }
+
+    async fn delete(&self, store_id: &str, why: &str) -> Result<(), PassError> {
+        match self.api.delete(store_id, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(store_id, "pool store deleted: {why}");
+        let id = StoreId::parse(store_id).expect("pool stores have store ids");
+        self.record(Action::Delete, &id, format!("pool store: {why}"))
+            .await;
+        Ok(())
+    }
+
+    async fn record(&self, action: Action, id: &StoreId, detail: String) {
+        self.audit
+            .record(AuditEntry {
+                actor: POOL_OWNER.to_owned(),
+                action,
+                store_id: Some(id.to_string()),
+                store_owner: Some(POOL_OWNER.to_owned()),
+                outcome: "accepted".into(),
+                detail,
+                remote_addr: None,
+            })
+            .await;
+    }
+}
