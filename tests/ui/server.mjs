@@ -45,7 +45,7 @@ export async function until(what, timeoutMs, probe, intervalMs = 250) {
 
 export class Server {
   /** `backups`: a filesystem backup target (a fresh folder) and key, as tests/backups_restore.rs has. */
-  constructor({ maxStores, backups = false }) {
+  constructor({ maxStores, backups = false, pool = null }) {
     this.env = clusterEnv();
     this.binary = process.env.STOREFLEET_BIN ?? path.join(ROOT, 'target/debug/storefleet');
     if (!existsSync(this.binary)) throw new Error(`${this.binary} is missing: run \`cargo build -p storefleet\``);
@@ -55,6 +55,8 @@ export class Server {
     this.logPath = path.join(this.dir, 'server.log');
     this.listen = '127.0.0.1:0';
     this.maxStores = maxStores;
+    // `woocommerce/small=1`: the warm pool (docs/pool.md).
+    this.pool = pool;
     this.child = null;
     if (backups) {
       this.backupDir = path.join(this.dir, 'backups');
@@ -70,6 +72,7 @@ export class Server {
       '--chart', path.join(ROOT, 'charts/store'), '--helm', this.env.STOREFLEET_HELM,
       '--admin-token', this.token, '--log-format', 'json', '--provision-timeout', '10m',
       '--max-stores', String(this.maxStores),
+      ...(this.pool ? ['--pool', this.pool] : []),
       // The agent's image is never pulled: the kubelet stand-in ends Job pods without running them.
       ...(this.backupDir
         ? ['--backup-dir', this.backupDir, '--backup-key-file', this.backupKeyFile, '--backup-agent-image', 'registry.example/storefleet:ui-test']

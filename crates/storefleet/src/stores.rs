@@ -425,6 +425,17 @@ impl StoreService {
             .await
     }
 
+    /// The warm pool as this replica's cache has it (admins' `GET /pool`).
+    pub fn pool_status(&self) -> Vec<crate::pool::status::PoolKindView> {
+        let cached = self.feed.cache().state();
+        let ours: Vec<&Store> = cached
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|s| self.is_ours(s))
+            .collect();
+        crate::pool::status::of(&self.pool, &ours)
+    }
+
     /// The pool kind a create would claim from: none for a clone (it is made from its backup), nor
     /// for a kind the pool does not keep.
     fn pool_kind(&self, new: &NewStore) -> Option<PoolKind> {

@@ -174,6 +174,16 @@ async fn a_create_claims_a_ready_pool_store_which_becomes_the_callers_alone() {
     }
     let (_, admin_view) = server.get_json(&format!("/stores/{pooled}")).await;
     assert_eq!(admin_view["pool"], true, "{admin_view}");
+    let (status, pool) = server.get_json("/pool").await;
+    assert_eq!(status, StatusCode::OK, "{pool}");
+    assert_eq!(
+        pool,
+        json!([{"engine": "woocommerce", "plan": "small", "target": 1, "stores": 1, "ready": 1}])
+    );
+    let (status, _) = server
+        .call(Some(alice_token), Method::GET, "/pool", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a member reads the pool");
 
     let asked = chrono::Utc::now();
     let (status, view) = server

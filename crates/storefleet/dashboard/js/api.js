@@ -81,6 +81,8 @@ export const api = {
     request('PUT', `/stores/${encodeURIComponent(id)}/backup-schedule`, { body: { schedule } }),
   deletedStores: () => request('GET', '/deleted-stores'),
   rollouts: () => request('GET', '/rollouts'),
+  // The warm pool's kinds (admins only).
+  pool: () => request('GET', '/pool'),
   // verb: pause, resume or abort
   rolloutAction: (id, verb) => request('POST', `/rollouts/${encodeURIComponent(id)}/${verb}`),
   // One page of the stores list. Filters (typed by the user) only ever travel as URLSearchParams;

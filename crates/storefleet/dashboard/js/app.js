@@ -12,6 +12,7 @@ import {
 import { initStore, renderStore } from './store.js';
 import { initAudit, loadAudit, suggestStores, AUDIT_PAGE_SIZE } from './audit.js';
 import { initRollouts, loadRollouts, allowRollouts } from './rollouts.js';
+import { allowPool, loadPool, poolStoreChanged } from './pool.js';
 import { initClone } from './clone.js';
 import { clearDeleted, loadDeleted } from './deleted.js';
 
@@ -149,6 +150,7 @@ function startLive() {
       state.stores.set(store.store_id, store);
       if (!before || before.status !== store.status) announce(`Store “${store.name}” is ${store.status}.`);
       storeChanged(state, store);
+      poolStoreChanged(store, before);
       // A new store of the user's (made elsewhere) counts against their quota.
       if (!before && store.owner === state.me?.user) refreshMe();
       render();
@@ -196,6 +198,8 @@ function signedIn(me) {
   setText('who', `${me.user} (${me.role})`);
   allowRollouts(me);
   allowOwnerFilter(me);
+  allowPool(me);
+  loadPool();
   startLive();
   route();
 }

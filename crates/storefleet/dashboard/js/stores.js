@@ -317,7 +317,8 @@ function fillRow(row, store) {
     line = el('span', { class: 'step-line' }, store.message);
   }
   row.replaceChildren(
-    el('td', { class: 'name', data: { label: 'Name' } }, el('a', { href: `#/stores/${encodeURIComponent(store.store_id)}` }, store.name), line),
+    el('td', { class: 'name', data: { label: 'Name' } }, el('a', { href: `#/stores/${encodeURIComponent(store.store_id)}` }, store.name),
+      store.pool ? el('span', { class: 'badge badge-pool', title: 'Unclaimed: waiting in the warm pool' }, 'pool') : null, line),
     el('td', { class: 'mono', data: { label: 'Store id' } }, store.store_id),
     el('td', { data: { label: 'Engine' } }, engineName(store.engine)),
     el('td', { data: { label: 'Status' } }, el('span', { class: badgeClass(store.status) }, store.status)),

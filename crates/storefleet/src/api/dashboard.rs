@@ -41,6 +41,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/dom.js", "text/javascript; charset=utf-8"),
     asset!("js/format.js", "text/javascript; charset=utf-8"),
     asset!("js/live.js", "text/javascript; charset=utf-8"),
+    asset!("js/pool.js", "text/javascript; charset=utf-8"),
     asset!("js/rollouts.js", "text/javascript; charset=utf-8"),
     asset!("js/signin.js", "text/javascript; charset=utf-8"),
     asset!("js/store.js", "text/javascript; charset=utf-8"),

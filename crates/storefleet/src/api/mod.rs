@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod origin;
 pub mod problem;
 pub mod restores;
+pub mod pool;
 pub mod rollouts;
 pub mod session;
 pub mod storefront;
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
             put(domains::put_domain).delete(domains::delete_domain),
         )
         .route("/events", get(live::all_events))
+        .route("/pool", get(pool::get_pool))
         .route(
             "/rollouts",
             get(rollouts::list_rollouts).post(rollouts::create_rollout),

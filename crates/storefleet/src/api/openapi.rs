@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::guard::rate_limit::TooManyRequestsResponses;
 use super::{
-    audit, backup_policy, backups, credentials, domains, events, health, live, me, problem,
+    audit, backup_policy, backups, credentials, domains, events, health, live, me, pool, problem,
     restores, rollouts, session, storefront, stores, users,
 };
 
@@ -24,6 +24,7 @@ use super::{
         backups::create_backup, backups::list_backups, backups::get_backup, backups::delete_backup,
         restores::restore_store, restores::list_restores,
         backup_policy::get_schedule, backup_policy::put_schedule, backup_policy::deleted_stores,
+        pool::get_pool,
     ),
     components(schemas(problem::ProblemBody, crate::stores::StoreView, crate::stores::ConditionView,
         stores::StorePage, stores::StoreListing, audit::AuditPage, audit::AuditListing,
@@ -37,9 +38,10 @@ use super::{
         crate::backups::service::BackupView, crate::backups::kind::BackupKind,
         crate::backups::schedule::Schedule, crate::backups::scheduler::ScheduleView,
         crate::backups::deleted::DeletedStore, backup_policy::ScheduleRequest,
-        crate::backups::restores::service::RestoreView, restores::RestoreRequest)),
+        crate::backups::restores::service::RestoreView, restores::RestoreRequest,
+        crate::pool::status::PoolKindView)),
     modifiers(&BearerAuth, &TooManyRequestsResponses, &EventStreams, &UnavailableResponses),
-    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "domains"), (name = "backups"), (name = "health"))
+    tags((name = "stores"), (name = "audit"), (name = "session"), (name = "users"), (name = "rollouts"), (name = "domains"), (name = "backups"), (name = "pool"), (name = "health"))
 )]
 struct ApiDoc;
 
