@@ -26,9 +26,18 @@ if ( ! class_exists( 'WooCommerce' ) ) {
 }
 
 // Site identity: values win, so a renamed store gets its new title on the next setup run.
+$previous_title = get_option( 'blogname' );
 storefleet_option( 'home', storefleet_env( 'SITE_URL' ) );
 storefleet_option( 'siteurl', storefleet_env( 'SITE_URL' ) );
 storefleet_option( 'blogname', storefleet_env( 'SITE_TITLE' ) );
+// WooCommerce stored the title of the day it was installed as the "From" name of its e-mails
+// (WC_Install::create_options saves the default of class-wc-settings-emails.php, the site title).
+// It follows the title (a rename, or a claimed pool store whose title was the pool's), unless the
+// owner gave it a name of their own. (Saved through esc_attr: "Bob's" is stored as "Bob&#039;s".)
+$from_name = get_option( 'woocommerce_email_from_name' );
+if ( in_array( $from_name, array( $previous_title, esc_attr( $previous_title ) ), true ) ) {
+    storefleet_option( 'woocommerce_email_from_name', storefleet_env( 'SITE_TITLE' ) );
+}
 
 // Where the shop is and what it charges in.
 storefleet_option( 'woocommerce_default_country', storefleet_env( 'STORE_COUNTRY' ) );
