@@ -488,3 +488,46 @@ async fn bad_pool_settings_are_refused_at_start() {
         assert!(stderr.contains(expected), "{flag}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_pool_store_that_fails_while_waiting_is_deleted_and_replaced() {
+    // The stand-in kubelet never pulls an image whose tag says `broken`: every pool store of this
+    // control plane fails at the provision timeout.
+    let server = Server::start(
+        "pool-fail",
+        Options {
+            provision_timeout: "10s",
+            extra_values: vec!["wordpress:\n  image:\n    tag: 6.8.3-broken\n".into()],
+            ..options("woocommerce/small=1", 4)
+        },
+    )
+    .await;
+    let first = testkit::wait_for("a pool store", READY_TIMEOUT, || async {
+        pool_stores(&server).await.first().map(ResourceExt::name_any)
+    })
+    .await;
+    testkit::wait_for("its replacement", READY_TIMEOUT, || async {
+        let pool = pool_stores(&server).await;
+        assert!(pool.len() <= 1, "the pool grew past its target: {}", pool.len());
+        pool.iter().any(|s| s.name_any() != first).then_some(())
+    })
+    .await;
+    let audit = server.audit("").await;
+    assert!(
+        audit.iter().any(|e| e["store_id"] == first.as_str()
+            && e["action"] == "delete"
+            && e["detail"] == "pool store: it failed while waiting in the pool"),
+        "{audit:?}"
+    );
+    // A failed pool store is never handed out: a create takes the cold path.
+    let r = server.create(json!({"name": "Cold"})).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let view: Value = r.json().await.unwrap();
+    assert!(
+        !pool_stores(&server)
+            .await
+            .iter()
+            .any(|s| s.name_any() == view["store_id"].as_str().unwrap()),
+        "{view}"
+    );
+}
