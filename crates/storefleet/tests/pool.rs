@@ -53,15 +53,19 @@ fn is_ready(s: &Store) -> bool {
 
 /// Waits until the pool holds `n` Ready stores, and answers their ids.
 async fn wait_pool_ready(server: &Server, n: usize) -> Vec<String> {
-    testkit::wait_for(&format!("{n} ready pool store(s)"), READY_TIMEOUT, || async {
-        let pool = pool_stores(server).await;
-        let ready: Vec<String> = pool
-            .iter()
-            .filter(|s| is_ready(s))
-            .map(|s| s.name_any())
-            .collect();
-        (ready.len() >= n).then_some(ready)
-    })
+    testkit::wait_for(
+        &format!("{n} ready pool store(s)"),
+        READY_TIMEOUT,
+        || async {
+            let pool = pool_stores(server).await;
+            let ready: Vec<String> = pool
+                .iter()
+                .filter(|s| is_ready(s))
+                .map(|s| s.name_any())
+                .collect();
+            (ready.len() >= n).then_some(ready)
+        },
+    )
     .await
 }
 
@@ -95,7 +99,14 @@ async fn setup_env(client: &Client, id: &str) -> BTreeMap<String, String> {
         .iter()
         .max_by_key(|j| j.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .expect("a setup Job");
-    let spec = newest.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let spec = newest
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
     spec.containers[0]
         .env
         .clone()
@@ -113,7 +124,11 @@ fn routed_hosts(server: &Server, id: &str) -> Vec<String> {
         .args(["get", "httproutes,ingresses", "-n", id, "-o", "json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut hosts = Vec::new();
     for item in list["items"].as_array().unwrap() {
@@ -249,7 +264,10 @@ async fn a_create_claims_a_ready_pool_store_which_becomes_the_callers_alone() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{creds}");
-    assert_eq!(creds["password"], after["wordpress-admin-password"].as_str());
+    assert_eq!(
+        creds["password"],
+        after["wordpress-admin-password"].as_str()
+    );
 
     // The same audit entry as a cold create; admins read where it came from.
     let audit = server.audit("").await;
@@ -268,11 +286,20 @@ async fn a_create_claims_a_ready_pool_store_which_becomes_the_callers_alone() {
     let refilled = wait_pool_ready(&server, 1).await;
     assert!(!refilled.contains(&pooled), "{refilled:?}");
     assert_eq!(
-        metric(&server, "storefleet_pool_claims_total{kind=\"woocommerce/small\"}").await,
+        metric(
+            &server,
+            "storefleet_pool_claims_total{kind=\"woocommerce/small\"}"
+        )
+        .await,
         1.0
     );
     testkit::wait_for("the claim's time to Ready", READY_TIMEOUT, || async {
-        (metric(&server, "storefleet_pool_claim_ready_duration_seconds_count").await >= 1.0)
+        (metric(
+            &server,
+            "storefleet_pool_claim_ready_duration_seconds_count",
+        )
+        .await
+            >= 1.0)
             .then_some(())
     })
     .await;
@@ -304,9 +331,7 @@ async fn with_no_ready_pool_store_a_create_takes_the_cold_path() {
     );
     // Another plan than the pool's is no fallback: it was never the pool's to serve. (Refused
     // here by the limit, which is the limit's answer, not the pool's.)
-    let r = server
-        .create(json!({"name": "Big", "plan": "large"}))
-        .await;
+    let r = server.create(json!({"name": "Big", "plan": "large"})).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         metric(
@@ -375,7 +400,11 @@ async fn fifty_concurrent_creates_against_a_pool_of_five_claim_each_pool_store_o
         claimed.len(),
         "a pool store given twice: {claimed:?}"
     );
-    assert_eq!(claimed.len(), 5, "every pool store claimed once: {claimed:?}");
+    assert_eq!(
+        claimed.len(),
+        5,
+        "every pool store claimed once: {claimed:?}"
+    );
     assert_eq!(claimed.len() + cold.len() + refused, 50);
     // The limit: 5 claimed (already counted) + cold ones + whatever the refill made meanwhile.
     let stores = server.cluster_stores().await;
@@ -478,7 +507,14 @@ async fn bad_pool_settings_are_refused_at_start() {
         ("woocommerce/small=500", "whole number from 0 to 50"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_storefleet"))
-            .args(["serve", "--pool", flag, "--listen", "127.0.0.1:0", "--chart"])
+            .args([
+                "serve",
+                "--pool",
+                flag,
+                "--listen",
+                "127.0.0.1:0",
+                "--chart",
+            ])
             .arg(&chart)
             .env("STOREFLEET_DATABASE_URL", "sqlite::memory:")
             .output()
@@ -503,12 +539,19 @@ async fn a_pool_store_that_fails_while_waiting_is_deleted_and_replaced() {
     )
     .await;
     let first = testkit::wait_for("a pool store", READY_TIMEOUT, || async {
-        pool_stores(&server).await.first().map(ResourceExt::name_any)
+        pool_stores(&server)
+            .await
+            .first()
+            .map(ResourceExt::name_any)
     })
     .await;
     testkit::wait_for("its replacement", READY_TIMEOUT, || async {
         let pool = pool_stores(&server).await;
-        assert!(pool.len() <= 1, "the pool grew past its target: {}", pool.len());
+        assert!(
+            pool.len() <= 1,
+            "the pool grew past its target: {}",
+            pool.len()
+        );
         pool.iter().any(|s| s.name_any() != first).then_some(())
     })
     .await;
