@@ -198,6 +198,13 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
         assert_eq!(leases["subjects"].as_array().unwrap().len(), 1, "{file}");
         let env = env_map(container(pod, "controller"));
         assert_eq!(env["STOREFLEET_LEADER_ELECTION"], "true", "{file}");
+        // The warm pool (docs/pool.md): one ready store on a laptop, off in production; the API
+        // (which claims) and the controller (which fills) read the same setting.
+        for name in ["api", "controller"] {
+            let env = env_map(container(pod, name));
+            let expected = (file == "values-local.yaml").then(|| json!("woocommerce/small=1"));
+            assert_eq!(env.get("STOREFLEET_POOL"), expected.as_ref(), "{file} {name}");
+        }
         assert_eq!(
             env["STOREFLEET_LEADER_ELECTION_NAMESPACE"], "platform",
             "{file}"
