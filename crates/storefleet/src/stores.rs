@@ -354,19 +354,7 @@ impl StoreService {
         };
         // Stores being deleted still count (their namespaces and volumes are still there).
         if existing.len() >= self.max_stores as usize && claimable.is_empty() {
-            // Members read their own denials: the detail names the limit, not how many stores exist.
-            self.deny(
-                caller,
-                "quota-exceeded",
-                format!(
-                    "the platform limit of {} store(s) is reached",
-                    self.max_stores
-                ),
-            )
-            .await;
-            return Err(StoreError::QuotaExceeded {
-                max: self.max_stores,
-            });
+            return Err(self.platform_limit_reached(caller).await);
         }
         let own = existing
             .iter()
@@ -406,23 +394,29 @@ impl StoreService {
             self.metrics.pool.fallback(kind, "empty");
             if existing.len() >= self.max_stores as usize {
                 // Every claimable store went meanwhile: the limit holds as for any create.
-                self.deny(
-                    caller,
-                    "quota-exceeded",
-                    format!(
-                        "the platform limit of {} store(s) is reached",
-                        self.max_stores
-                    ),
-                )
-                .await;
-                return Err(StoreError::QuotaExceeded {
-                    max: self.max_stores,
-                });
+                return Err(self.platform_limit_reached(caller).await);
             }
         }
         let store = self.create_with_free_id(caller, &new).await?;
         self.created(caller, key, &fingerprint, &new, &store, "")
             .await
+    }
+
+    /// `--max-stores` is reached: audited, and the error to answer.
+    async fn platform_limit_reached(&self, caller: &Caller) -> StoreError {
+        // Members read their own denials: the detail names the limit, not how many stores exist.
+        self.deny(
+            caller,
+            "quota-exceeded",
+            format!(
+                "the platform limit of {} store(s) is reached",
+                self.max_stores
+            ),
+        )
+        .await;
+        StoreError::QuotaExceeded {
+            max: self.max_stores,
+        }
     }
 
     /// The warm pool as this replica's cache has it (admins' `GET /pool`).
