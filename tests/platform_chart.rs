@@ -203,7 +203,11 @@ async fn rendered_chart_has_the_shape_the_issue_asks_for() {
         for name in ["api", "controller"] {
             let env = env_map(container(pod, name));
             let expected = (file == "values-local.yaml").then(|| json!("woocommerce/small=1"));
-            assert_eq!(env.get("STOREFLEET_POOL"), expected.as_ref(), "{file} {name}");
+            assert_eq!(
+                env.get("STOREFLEET_POOL"),
+                expected.as_ref(),
+                "{file} {name}"
+            );
         }
         assert_eq!(
             env["STOREFLEET_LEADER_ELECTION_NAMESPACE"], "platform",

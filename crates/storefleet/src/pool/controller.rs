@@ -124,28 +124,13 @@ impl Pool {
         Ok(())
     }
 
-    /// The refill plan, plus: a pool store still not Ready at the provision timeout goes too.
     fn plan(&self, stores: &[&Store]) -> Vec<Step> {
-        let mut steps = refill::plan(&self.settings.targets, stores, self.settings.max_stores);
-        for s in stores {
-            if kind_label(s).is_some()
-                && !s.deletion_requested()
-                && s.phase() != Some(Phase::Ready)
-                && self.older_than_timeout(s)
-                && !steps
-                    .iter()
-                    .any(|step| matches!(step, Step::Delete { store_id, .. } if *store_id == s.name_any()))
-            {
-                steps.insert(
-                    0,
-                    Step::Delete {
-                        store_id: s.name_any(),
-                        why: "it was not Ready within the provision timeout",
-                    },
-                );
-            }
-        }
-        steps
+        refill::plan(
+            &self.settings.targets,
+            stores,
+            self.settings.max_stores,
+            |s| self.older_than_timeout(s),
+        )
     }
 
     fn older_than_timeout(&self, store: &Store) -> bool {

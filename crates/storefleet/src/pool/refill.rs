@@ -34,8 +34,15 @@ pub enum Step {
 }
 
 /// The next steps, given every Store of this instance (`all`: users' and the pool's, for the global
-/// limit) and `max_stores`. The pool never takes the last free slot: users come first.
-pub fn plan(targets: &PoolTargets, all: &[&Store], max_stores: u32) -> Vec<Step> {
+/// limit) and `max_stores`. The pool never takes the last free slot: users come first. `stuck` says
+/// whether a pool store that is not Ready has waited too long (the controller: longer than the
+/// provision timeout since its creation).
+pub fn plan(
+    targets: &PoolTargets,
+    all: &[&Store],
+    max_stores: u32,
+    stuck: impl Fn(&Store) -> bool,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     let live = |s: &&&Store| !s.deletion_requested();
     for store in all.iter().filter(live) {
@@ -54,6 +61,11 @@ pub fn plan(targets: &PoolTargets, all: &[&Store], max_stores: u32) -> Vec<Step>
             steps.push(Step::Delete {
                 store_id: store.name_any(),
                 why: "it failed while waiting in the pool",
+            });
+        } else if store.phase() != Some(Phase::Ready) && stuck(store) {
+            steps.push(Step::Delete {
+                store_id: store.name_any(),
+                why: "it was not Ready within the provision timeout",
             });
         }
     }
@@ -127,6 +139,51 @@ mod tests {
         }
     }
 
+    fn never(_: &Store) -> bool {
+        false
+    }
+
+    #[test]
+    fn a_pool_store_stuck_before_ready_is_replaced_a_ready_one_never() {
+        let stuck = store(
+            "store-00000a",
+            POOL_OWNER,
+            Some("woocommerce.small"),
+            Phase::Provisioning,
+        );
+        let ready = store(
+            "store-00000b",
+            POOL_OWNER,
+            Some("woocommerce.small"),
+            Phase::Ready,
+        );
+        let steps = plan(
+            &targets(&["woocommerce/small=2"]),
+            &[&stuck, &ready],
+            10,
+            |_| true,
+        );
+        assert_eq!(
+            steps,
+            [
+                Step::Delete {
+                    store_id: "store-00000a".into(),
+                    why: "it was not Ready within the provision timeout"
+                },
+                Step::Create(small()),
+            ]
+        );
+        assert!(
+            plan(
+                &targets(&["woocommerce/small=2"]),
+                &[&stuck, &ready],
+                10,
+                never
+            )
+            .is_empty()
+        );
+    }
+
     #[test]
     fn fills_up_to_the_target_and_counts_what_is_there() {
         let pooled = store(
@@ -136,10 +193,15 @@ mod tests {
             Phase::Ready,
         );
         let mine = store("store-00000b", "alice", None, Phase::Ready);
-        let steps = plan(&targets(&["woocommerce/small=3"]), &[&pooled, &mine], 10);
+        let steps = plan(
+            &targets(&["woocommerce/small=3"]),
+            &[&pooled, &mine],
+            10,
+            never,
+        );
         assert_eq!(steps, [Step::Create(small()), Step::Create(small())]);
         assert!(
-            plan(&targets(&[]), &[&mine], 10).is_empty(),
+            plan(&targets(&[]), &[&mine], 10, never).is_empty(),
             "no pool, nothing to do"
         );
     }
@@ -148,9 +210,9 @@ mod tests {
     fn leaves_the_last_slot_to_users() {
         let mine = store("store-00000b", "alice", None, Phase::Ready);
         // 3 stores may exist: alice's, one pool store, and one slot left for users.
-        let steps = plan(&targets(&["woocommerce/small=5"]), &[&mine], 3);
+        let steps = plan(&targets(&["woocommerce/small=5"]), &[&mine], 3, never);
         assert_eq!(steps, [Step::Create(small())]);
-        assert!(plan(&targets(&["woocommerce/small=5"]), &[&mine], 2).is_empty());
+        assert!(plan(&targets(&["woocommerce/small=5"]), &[&mine], 2, never).is_empty());
     }
 
     #[test]
@@ -167,7 +229,12 @@ mod tests {
             Some("woocommerce.large"),
             Phase::Ready,
         );
-        let steps = plan(&targets(&["woocommerce/small=1"]), &[&failed, &other], 10);
+        let steps = plan(
+            &targets(&["woocommerce/small=1"]),
+            &[&failed, &other],
+            10,
+            never,
+        );
         assert_eq!(
             steps,
             [
@@ -194,7 +261,7 @@ mod tests {
             Phase::Ready,
         );
         assert_eq!(kind_label(&claimed), None);
-        let steps = plan(&targets(&["woocommerce/small=1"]), &[&claimed], 10);
+        let steps = plan(&targets(&["woocommerce/small=1"]), &[&claimed], 10, never);
         assert_eq!(steps, [Step::Create(small())]);
     }
 }
