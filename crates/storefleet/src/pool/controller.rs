@@ -17,7 +17,7 @@ use kube::{Api, Client, ResourceExt};
 use super::claim::claimed_at;
 use super::refill::{self, LABEL_POOL, POOL_OWNER, Step, kind_label};
 use super::{PoolKind, PoolTargets};
-use crate::crd::{LABEL_INSTANCE, Phase, Store, StoreSpec};
+use crate::crd::{LABEL_INSTANCE, Store, StoreSpec};
 use crate::domain::StoreId;
 use crate::metrics::Metrics;
 use crate::storage::{Action, AuditEntry, AuditLog, Database, LockName};
@@ -143,15 +143,10 @@ impl Pool {
 
     /// The gauges, and the time to Ready of stores claimed since the last pass.
     fn observe(&mut self, stores: &[&Store]) {
-        for (kind, _) in self.settings.targets.iter() {
-            let label = kind.label_value();
-            let of_kind = stores
-                .iter()
-                .filter(|s| !s.deletion_requested() && kind_label(s) == Some(label.as_str()));
-            let (size, ready) = of_kind.fold((0, 0), |(n, r), s| {
-                (n + 1, r + usize::from(s.phase() == Some(Phase::Ready)))
-            });
-            self.metrics.pool.sizes(kind, size, ready);
+        for kind in super::status::of(&self.settings.targets, stores) {
+            self.metrics
+                .pool
+                .sizes(&kind.kind(), kind.stores, kind.ready);
         }
         for s in stores {
             let Some(claimed) = claimed_at(s) else {

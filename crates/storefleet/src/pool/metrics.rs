@@ -82,9 +82,11 @@ impl PoolMetrics {
         }
     }
 
-    /// The leader's count of one kind's unclaimed pool stores.
-    pub fn sizes(&self, kind: &PoolKind, size: usize, ready: usize) {
-        let labels = Self::labels(kind);
+    /// The leader's count of one kind's unclaimed pool stores (`kind`: `<engine>/<plan>`).
+    pub fn sizes(&self, kind: &str, size: usize, ready: usize) {
+        let labels = KindLabels {
+            kind: kind.to_owned(),
+        };
         self.size
             .get_or_create(&labels)
             .set(i64::try_from(size).unwrap_or(i64::MAX));

@@ -21,6 +21,13 @@ pub struct PoolKindView {
     pub ready: usize,
 }
 
+impl PoolKindView {
+    /// `<engine>/<plan>`, as `--pool` and the metrics name it.
+    pub fn kind(&self) -> String {
+        format!("{}/{}", self.engine, self.plan)
+    }
+}
+
 /// One entry per kind of `targets`, in the settings' order; none without a pool.
 pub fn of(targets: &PoolTargets, stores: &[&Store]) -> Vec<PoolKindView> {
     targets
