@@ -15,7 +15,7 @@ use kube::runtime::reflector::Store as StoreCache;
 use kube::{Api, Client, ResourceExt};
 
 use super::claim::claimed_at;
-use super::refill::{self, LABEL_POOL, POOL_OWNER, Step, kind_label};
+use super::refill::{self, LABEL_POOL, POOL_OWNER, Step};
 use super::{PoolKind, PoolTargets};
 use crate::crd::{LABEL_INSTANCE, Store, StoreSpec};
 use crate::domain::StoreId;
