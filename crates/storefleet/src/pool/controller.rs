@@ -25,6 +25,9 @@ use crate::storage::{Action, AuditEntry, AuditLog, Database, LockName};
 /// How often the pool is looked at: a claim is answered from what is Ready now, so this only
 /// bounds how soon a claimed store is replaced.
 const PASS: Duration = Duration::from_secs(1);
+/// After the provision timeout, how long the store controller has to fail a pool store itself (its
+/// Failed says why, in the store's status) before the pool gives up on it anyway.
+const STUCK_GRACE: Duration = Duration::from_secs(60);
 /// The title a pool store has until it is claimed (never shown to a member: a claim replaces it).
 pub const POOL_TITLE: &str = "Pool store";
 
@@ -33,8 +36,8 @@ pub struct Settings {
     pub instance: String,
     pub targets: PoolTargets,
     pub max_stores: u32,
-    /// A pool store not Ready this long after its creation is deleted and replaced (the store
-    /// controller fails it at the same age; this also covers one stuck elsewhere).
+    /// The store controller fails a store not Ready this long after its creation, and the pool
+    /// replaces it; one still not Ready (nor Failed) a grace period later is replaced too.
     pub provision_timeout: Duration,
 }
 
@@ -138,7 +141,7 @@ impl Pool {
             return false;
         };
         let age = Timestamp::now().duration_since(created.0);
-        Duration::try_from(age).is_ok_and(|age| age > self.settings.provision_timeout)
+        Duration::try_from(age).is_ok_and(|age| age > self.settings.provision_timeout + STUCK_GRACE)
     }
 
     /// The gauges, and the time to Ready of stores claimed since the last pass.
