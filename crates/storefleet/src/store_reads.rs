@@ -92,6 +92,18 @@ impl StoreReads {
         );
     }
 
+    /// The resourceVersion of this process's latest write of `id` the cache may not show yet: a
+    /// stream of the store's changes starts at it, not at the cache's older object (after a claim,
+    /// that is the pool's store, Ready under another name and owner).
+    pub fn floor(&self, id: &str) -> Option<u64> {
+        self.pending
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .filter(|w| !w.may_be_gone && w.version != u64::MAX)
+            .map(|w| w.version)
+    }
+
     /// Every Store the watch sees (of every instance when this is the default one: callers filter).
     pub async fn list(&self, params: &ListParams) -> Result<Vec<Arc<Store>>, kube::Error> {
         if self.caught_up().await {

@@ -871,6 +871,16 @@ impl StoreService {
         let instance = self.instance.clone();
         let urls = self.urls.clone();
         let default_plan = self.plans.default_plan().clone();
+        // Read-your-writes for streams too: a change older than this process's own last write of
+        // the store (the pool's view of a store just claimed, say) is not news, it is the past.
+        let floor = self.reads.floor(&id);
+        let outdated = move |s: &Store| {
+            floor.is_some_and(|floor| {
+                s.resource_version()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|v| v < floor)
+            })
+        };
         let change = move |s: &Store| {
             if belongs_to(s, &instance) {
                 StoreChange::Updated(Box::new(view_of(s, &urls, &default_plan)))
@@ -883,7 +893,7 @@ impl StoreService {
             // Absent after a re-list counts as gone only for a store this stream has seen: a store
             // created a moment ago may not have reached the cache yet.
             let mut seen = false;
-            if let Some(s) = cache.get(&key) {
+            if let Some(s) = cache.get(&key).filter(|s| !outdated(s)) {
                 seen = true;
                 let first = change(&s);
                 let gone = first == StoreChange::Deleted;
@@ -894,12 +904,13 @@ impl StoreService {
             }
             while let Some(event) = feed.next().await {
                 let out = match event {
-                    FeedEvent::Changed(s) if s.name_any() == id => {
+                    FeedEvent::Changed(s) if s.name_any() == id && !outdated(&s) => {
                         seen = true;
                         change(&s)
                     }
                     FeedEvent::Deleted(s) if s.name_any() == id => StoreChange::Deleted,
                     FeedEvent::Resynced => match cache.get(&key) {
+                        Some(s) if outdated(&s) => continue,
                         Some(s) => {
                             seen = true;
                             change(&s)
