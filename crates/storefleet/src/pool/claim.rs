@@ -28,11 +28,7 @@ pub fn claimed_at(store: &Store) -> Option<Timestamp> {
 /// takes the pool's identity for the owner's shop.
 pub fn awaiting_identity(store: &Store) -> bool {
     claimed_at(store).is_some()
-        && store
-            .status
-            .as_ref()
-            .and_then(|st| st.observed_generation)
-            < store.metadata.generation
+        && store.status.as_ref().and_then(|st| st.observed_generation) < store.metadata.generation
 }
 
 /// Claims one of `candidates` for `owner`, trying them in order: answers the claimed store, or
@@ -52,7 +48,11 @@ pub async fn take(
             let at = Timestamp::now().to_string();
             let p = patch(&store, owner, name, &at);
             match api
-                .patch(&store.name_any(), &PatchParams::default(), &Patch::Merge(&p))
+                .patch(
+                    &store.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&p),
+                )
                 .await
             {
                 Ok(claimed) => return Ok(Some(claimed)),
