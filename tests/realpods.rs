@@ -13,6 +13,9 @@
 //! Backups (issue 14): the backup agent in real Jobs backs a store up, restores it in place, fills a
 //! clone (WP-CLI `search-replace`, here the setup image's stand-in, moving its URLs), and brings a
 //! deleted store back from its final backup (docs/backups.md#on-real-pods).
+//! The warm pool (issue 16): a member's create claims a Ready pool store; WordPress itself then
+//! serves the member's title at the store's URL, the new admin password logs in at `wp-login.php`
+//! and the pool's is refused.
 //!
 //! `scripts/test` runs it (after `scripts/testcluster up --real-pods`); by hand it skips unless
 //! `STOREFLEET_REAL_PODS=1`. Run:
@@ -203,10 +206,21 @@ impl ControlPlane {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// As `call`, with another user's token (a member's, made with `POST /users`).
+    async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+            .bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -1775,4 +1789,286 @@ async fn a_post_comes_back_by_restore_by_clone_and_after_its_store_was_deleted()
         "storefleet.dev/test=realpods-backups",
         "--wait=false",
     ]));
+}
+
+/// What `wp-login.php` makes of `login` and `password`, asked as a browser does (the test cookie
+/// set, as after loading the form: without it WordPress refuses every login): `true` when WordPress
+/// logs the user in (302 with its `wordpress_logged_in_` cookie), `false` when it says the password
+/// is wrong. Anything else fails the test, so "refused" can never be a broken request.
+async fn wp_login(
+    site: &Site,
+    client: &Client,
+    http: &reqwest::Client,
+    login: &str,
+    password: &str,
+) -> bool {
+    let resp = http
+        .post(format!("{}/wp-login.php", site.service_url(client).await))
+        .header(HOST, site.host())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header(
+            reqwest::header::COOKIE,
+            "wordpress_test_cookie=WP%20Cookie%20check",
+        )
+        .body(format!(
+            "log={}&pwd={}&wp-submit=Log+In&testcookie=1",
+            form_encode(login),
+            form_encode(password)
+        ))
+        .send()
+        .await
+        .expect("wp-login.php request");
+    let status = resp.status();
+    let logged_in = resp
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("wordpress_logged_in_"));
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let page = resp.text().await.unwrap_or_default();
+    match status {
+        StatusCode::FOUND if logged_in && location.contains("/wp-admin") => true,
+        // WordPress 6.1's words for a known user with a wrong password (wp-includes/user.php).
+        StatusCode::OK if !logged_in && page.contains("is incorrect") => false,
+        _ => panic!("wp-login.php as {login}: unexpected {status} {location:?}\n{page}"),
+    }
+}
+
+/// The REST index (`/?rest_route=/`: needs no rewrite rules): WordPress's own `name`, `url`
+/// (siteurl) and `home`.
+async fn rest_index(site: &Site, client: &Client, http: &reqwest::Client) -> Value {
+    let resp = http
+        .get(format!("{}/?rest_route=/", site.service_url(client).await))
+        .header(HOST, site.host())
+        .send()
+        .await
+        .expect("REST index request");
+    assert_eq!(resp.status(), StatusCode::OK, "REST index of {}", site.id);
+    resp.json().await.expect("REST index JSON")
+}
+
+/// Every host the store's routes (HTTPRoutes and Ingresses of its namespace) send to it.
+fn routed_hosts(cluster: &Cluster, ns: &str) -> Vec<String> {
+    let out =
+        run_ok(
+            cluster
+                .kubectl()
+                .args(["-n", ns, "get", "httproutes,ingresses", "-o", "json"]),
+        );
+    let list: Value = serde_json::from_str(&out).expect("route list JSON");
+    let mut hosts = Vec::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let route_hosts = item["spec"]["hostnames"].as_array().cloned();
+        let rule_hosts = item["spec"]["rules"].as_array().map(|rules| {
+            rules
+                .iter()
+                .filter_map(|r| r.get("host").cloned())
+                .collect::<Vec<_>>()
+        });
+        for host in route_hosts.or(rule_hosts).into_iter().flatten() {
+            hosts.push(host.as_str().unwrap_or_default().to_owned());
+        }
+    }
+    hosts
+}
+
+/// After a failed pool test: the control plane is gone, and its Stores (the pool's too) keep the
+/// finalizer only it would remove; remove them and their namespaces (real processes) as well.
+struct InstanceLeftovers {
+    kubeconfig: PathBuf,
+    instance: String,
+}
+
+impl Drop for InstanceLeftovers {
+    fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("STOREFLEET_KEEP_NAMESPACES").is_none() {
+            testkit::force_remove_instance(&self.kubeconfig, &self.instance);
+        }
+    }
+}
+
+/// Issue 16 on real pods: a member's `POST /stores` claims the warm pool's Ready store, and once the
+/// API says Ready again, WordPress itself is the member's: its home page and REST index carry the
+/// member's title, `home`/`siteurl` and the routes are the store's URL, the admin password the API
+/// now reveals logs in at `wp-login.php`, and the pool's password (read from the Secret before the
+/// claim, and shown to log in then) is refused. Prints the claim's POST to Ready.
+/// `--max-stores 2`: the pool fills once and does not refill after the claim (it never takes the
+/// last slot), so the test costs one store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_pool_store_is_the_members_in_wordpress_itself() {
+    if skip() {
+        return;
+    }
+    let _one_at_a_time = REAL_PODS.lock().await;
+    let cluster = realpods_cluster().await;
+    let client = cluster.client.clone();
+    let api = ControlPlane::start(
+        &cluster,
+        &["--pool", "woocommerce/small=1", "--max-stores", "2"],
+    )
+    .await;
+    let _leftovers = InstanceLeftovers {
+        kubeconfig: cluster.kubeconfig.clone(),
+        instance: format!("t-realpods-{}", std::process::id()),
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // The pool fills itself; an admin sees its store (`pool: true`), Ready on real pods.
+    let filling = Instant::now();
+    let pool_id = wait_for("a Ready pool store", READY_TIMEOUT, || async {
+        let (status, list) = api.call(reqwest::Method::GET, "/stores", None).await;
+        assert_eq!(status, StatusCode::OK, "GET /stores: {list}");
+        let pooled: Vec<&Value> = list
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|s| s["pool"] == true)
+            .collect();
+        assert!(pooled.len() <= 1, "one pool store expected: {list:#}");
+        for s in &pooled {
+            assert_ne!(s["status"], "Failed", "pool store failed: {s:#}");
+        }
+        pooled
+            .iter()
+            .find(|s| s["status"] == "Ready")
+            .map(|s| s["store_id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    println!("{pool_id}: pool store Ready in {:.0?}", filling.elapsed());
+    let pool_site = Site {
+        id: pool_id.clone(),
+        title: "Pool store".into(),
+    };
+    let body = pool_site.home(&client, &http).await;
+    assert!(
+        body.as_deref().is_some_and(|b| pool_site.shows_title(b)),
+        "the pool store does not answer with the pool's title: {body:?}"
+    );
+    // The pool's identity, as whoever could read its Secret before the claim knew it; it works now.
+    let admin = secret_value(&client, &pool_id, "wordpress-admin-user").await;
+    let pool_password = secret_value(&client, &pool_id, "wordpress-admin-password").await;
+    assert!(
+        wp_login(&pool_site, &client, &http, &admin, &pool_password).await,
+        "the pool's password does not log in before the claim"
+    );
+
+    // A member claims it by creating a store with a name.
+    let run = format!("{:x}", std::process::id());
+    let (status, member) = api
+        .call(
+            reqwest::Method::POST,
+            "/users",
+            Some(json!({ "name": format!("pool-member-{run}") })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "POST /users: {member}");
+    let token = member["token"].as_str().expect("token").to_owned();
+    let title = format!("Mein Laden ✓ {run}");
+    let posted = Instant::now();
+    let (status, store) = api
+        .call_as(
+            &token,
+            reqwest::Method::POST,
+            "/stores",
+            Some(json!({ "name": title })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "POST /stores: {store}");
+    assert_eq!(
+        store["store_id"], pool_id,
+        "not the pool's store: {store:#}"
+    );
+    // Never Ready with the pool's identity: Provisioning until the member's is in place.
+    assert_eq!(store["status"], "Provisioning", "{store:#}");
+    let site = Site {
+        id: pool_id.clone(),
+        title: title.clone(),
+    };
+    let path = format!("/stores/{pool_id}");
+    let store = wait_for(
+        &format!("{pool_id} Ready as claimed"),
+        READY_TIMEOUT,
+        || async {
+            let (status, store) = api.call_as(&token, reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "GET {path}: {store}");
+            assert_ne!(store["status"], "Failed", "claimed store failed: {store:#}");
+            (store["status"] == "Ready").then_some(store)
+        },
+    )
+    .await;
+    let claim = posted.elapsed();
+    println!("{pool_id}: claim, POST to Ready on real pods in {claim:.1?}");
+
+    // At Ready, WordPress already is the member's (Ready is never reported with the pool's title).
+    assert_eq!(store["name"], title.as_str(), "{store:#}");
+    let url = store["url"].as_str().expect("url").to_owned();
+    assert_eq!(
+        url,
+        format!("http://{}", site.host()),
+        "a claim keeps the URL"
+    );
+    let body = site.home(&client, &http).await;
+    assert!(
+        body.as_deref().is_some_and(|b| site.shows_title(b)),
+        "Ready, but WordPress does not answer 200 with the title {title:?}: {body:?}"
+    );
+    let index = rest_index(&site, &client, &http).await;
+    assert_eq!(index["name"], title.as_str(), "REST index: {index:#}");
+    assert_eq!(index["url"], url.as_str(), "siteurl: {index:#}");
+    assert_eq!(index["home"], url.as_str(), "home: {index:#}");
+    assert_eq!(routed_hosts(&cluster, &pool_id), [site.host()]);
+
+    // The pool's password is refused by WordPress itself; the member's (from the API) logs in.
+    let (status, credentials) = api
+        .call_as(
+            &token,
+            reqwest::Method::GET,
+            &format!("/stores/{pool_id}/credentials"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "credentials: {credentials}");
+    assert_eq!(credentials["username"], admin.as_str());
+    let password = credentials["password"].as_str().unwrap().to_owned();
+    assert_ne!(
+        password, pool_password,
+        "the claim kept the pool's password"
+    );
+    assert!(
+        !wp_login(&site, &client, &http, &admin, &pool_password).await,
+        "the pool's password still logs in after the claim"
+    );
+    assert!(
+        wp_login(&site, &client, &http, &admin, &password).await,
+        "the member's password does not log in"
+    );
+
+    // The member deletes it; with --max-stores 2 no other store was made meanwhile.
+    let (status, list) = api.call(reqwest::Method::GET, "/stores", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list:#}");
+    let (status, body) = api
+        .call_as(&token, reqwest::Method::DELETE, &path, None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "DELETE {path}: {body}");
+    wait_for(&format!("{pool_id} gone"), TIMEOUT, || async {
+        let (status, _) = api.call(reqwest::Method::GET, &path, None).await;
+        let ns = Api::<Namespace>::all(client.clone())
+            .get_opt(&pool_id)
+            .await
+            .unwrap();
+        (status == StatusCode::NOT_FOUND && ns.is_none()).then_some(())
+    })
+    .await;
+    println!("{pool_id}: deleted");
 }

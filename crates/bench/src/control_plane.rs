@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+#[derive(Clone)]
 pub struct Settings {
     pub binary: PathBuf,
     pub chart: PathBuf,

@@ -13,11 +13,16 @@
 //!
 //! With `--only list` only 3 and 4 (at each `--seed` size).
 //!
+//! With `--only pool` only:
+//! 7. the warm pool: POST to Ready claimed from the pool vs made cold, and where a claim's time
+//!    goes ([`pool`]); on the stand-in cluster, or with `--real-pods` on the real-pod one.
+//!
 //! With `--backups` (`scripts/bench backups`, on the real-pod cluster) only:
 //! 6. backup and restore of a store with a generated database ([`backups`]).
 mod backups;
 mod control_plane;
 mod load;
+mod pool;
 mod provision;
 mod seed;
 mod stats;
@@ -70,9 +75,16 @@ struct Args {
     #[arg(long, default_values_t = [1, 2, 8])]
     concurrency: Vec<usize>,
     /// Run only some benches: `list`, benches 3 and 4 (seeded Stores; one store is provisioned
-    /// first as their template).
+    /// first as their template); `pool`, bench 7.
     #[arg(long, value_enum)]
     only: Option<Only>,
+    /// Bench 7: claims from the pool, and cold creates, each.
+    #[arg(long, default_value_t = 10)]
+    claims: usize,
+    /// Bench 7 runs on the real-pod cluster (`scripts/bench pool-realpods`): its targets, and
+    /// `--values` should name charts/store/values-realpods.yaml.
+    #[arg(long)]
+    real_pods: bool,
     /// Bench 3: stores per page (`GET /stores?limit=`).
     #[arg(long, default_value_t = 50)]
     page: usize,
@@ -100,6 +112,8 @@ struct Args {
 enum Only {
     /// Benches 3 and 4: `GET /stores` and the start over seeded Stores.
     List,
+    /// Bench 7: the warm pool, claims against cold creates.
+    Pool,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -135,6 +149,9 @@ async fn main() -> anyhow::Result<()> {
     if args.backups {
         return bench_backups(&args, settings, &token).await;
     }
+    if matches!(args.only, Some(Only::Pool)) {
+        return bench_pool(&args, settings, &token, &client, dir).await;
+    }
     let started = Instant::now();
     eprintln!(
         "[bench] instance {}, control plane log {}",
@@ -167,9 +184,68 @@ async fn main() -> anyhow::Result<()> {
                 args.max_parallel, args.rounds, args.batch, args.batch_runs
             ),
             Some(Only::List) => "benches 3 and 4 only; ".into(),
+            Some(Only::Pool) => unreachable!("bench 7 prints its own summary"),
         },
         args.requests,
         args.concurrency,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Bench 7 alone: the warm pool against cold creates.
+async fn bench_pool(
+    args: &Args,
+    mut settings: Settings,
+    token: &str,
+    client: &Client,
+    dir: tempfile::TempDir,
+) -> anyhow::Result<()> {
+    for v in &args.values {
+        settings.extra.push("--values".into());
+        settings.extra.push(v.canonicalize()?.display().to_string());
+    }
+    // A claimed store is Ready only after its setup Job ran again: the default 60 s may not do
+    // on real pods for a cold create either.
+    settings.extra.extend(["--wait-limit".into(), "15m".into()]);
+    let started = Instant::now();
+    eprintln!(
+        "[bench] instance {}, control plane log {}",
+        settings.instance,
+        dir.path().join("storefleet.log").display()
+    );
+    let options = pool::Options {
+        claims: args.claims,
+        real_pods: args.real_pods,
+    };
+    let result = pool::run(&settings, token, client, &options).await;
+    if let Ok(n) = seed::remove(client, &settings.instance).await
+        && n > 0
+    {
+        eprintln!("[bench] removed {n} leftover Store object(s)");
+    }
+    let rows = match result {
+        Ok(rows) => rows,
+        Err(e) => {
+            let kept = dir.keep();
+            eprintln!(
+                "[bench] failed; control plane log kept in {}",
+                kept.display()
+            );
+            return Err(e);
+        }
+    };
+    println!();
+    stats::print_table(&rows);
+    println!(
+        "\npool bench: {} claims and {} cold creates, {}; total {:.0} s",
+        args.claims,
+        args.claims,
+        if args.real_pods {
+            "real pods"
+        } else {
+            "stand-in"
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -253,6 +329,7 @@ async fn run(
             provision::delete_via_storefleet(&cp, client, &settings.instance, &[p.id]).await?;
             (p.object, None)
         }
+        Some(Only::Pool) => unreachable!("bench 7 runs on its own (bench_pool)"),
     };
     cp.stop().await?;
 
