@@ -40,14 +40,9 @@ else
     --admin_email="$ADMIN_EMAIL" --skip-email
 fi
 
-# A claimed pool store (docs/pool.md): the credentials Secret holds a new admin password for this
-# generation; set it once, so the pool's password stops working. A fresh install already has it.
-generation=${IDENTITY_GENERATION:-0}
-if [ "$(wp option get storefleet_identity_generation 2>/dev/null || echo 0)" != "$generation" ]; then
-  log "setting the administrator's password of identity generation $generation"
-  wp user update "$ADMIN_USER" --user_pass="$ADMIN_PASSWORD" --skip-email
-  wp option update storefleet_identity_generation "$generation"
-fi
+# A claimed pool store (docs/pool.md): once per identity generation, the administrator's password
+# from the credentials Secret, so the pool's stops working (identity.php; environment, not argv).
+wp eval-file /opt/storefleet/identity.php
 
 # An installed WooCommerce is kept at whatever version it has (no downgrade of an update).
 if ! wp plugin is-installed woocommerce; then
