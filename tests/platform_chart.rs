@@ -1252,9 +1252,8 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
         "create storerestores.storefleet.dev",
         "list storerestores.storefleet.dev",
     ];
-    // The controller: what reconciling needs outside store namespaces (never creating a Store).
+    // The controller: what reconciling needs outside store namespaces.
     let controller_refused = [
-        "create stores.storefleet.dev",
         "create storerollouts.storefleet.dev",
         "create storedomains.storefleet.dev",
         // Restores are asked for through the API only, and deleted there too.
@@ -1273,6 +1272,8 @@ async fn each_identity_may_do_what_it_needs_and_nothing_more() {
     ];
     let controller_allowed = [
         "get stores.storefleet.dev",
+        // The warm pool's stores (owner `storefleet`), made by the leader's refill.
+        "create stores.storefleet.dev",
         "watch stores.storefleet.dev",
         "delete stores.storefleet.dev",
         "patch stores.storefleet.dev",
@@ -1675,7 +1676,16 @@ async fn control_plane_as_its_service_accounts_creates_and_deletes_a_store() {
         cp.identity.can_i("watch pods --all-namespaces"),
         "the default chart does not grant what --workload-watch cluster needs"
     );
+    // values-local.yaml keeps one store in the pool: the controller makes it as its own identity
+    // (the chart's RBAC must let it create Stores), and the create claims it.
+    let pooled = cp.wait_ready_pool_store().await;
     let id = cp.create_ready_store("Platform chart test").await;
+    assert_eq!(
+        id,
+        pooled,
+        "the create did not claim the pool's Ready store\n{}",
+        cp.server.log_tail()
+    );
     cp.assert_owned_and_bound(&id).await;
     cp.assert_credentials_revealed(&id).await;
     cp.assert_storefront_checked(&id).await;
@@ -1824,8 +1834,13 @@ impl ServiceAccountControlPlane {
         let mut release = Release::new(&cluster, &ns.name);
         let values_dir = tempfile::tempdir().unwrap();
         if !watch_workloads {
+            // Without the pool of values-local.yaml too: this one makes its store the cold way.
             let values = values_dir.path().join("no-cluster-watches.yaml");
-            std::fs::write(&values, "rbac:\n  watchWorkloadsClusterWide: false\n").unwrap();
+            std::fs::write(
+                &values,
+                "rbac:\n  watchWorkloadsClusterWide: false\npool: null\n",
+            )
+            .unwrap();
             release.extra_values.push(values);
         }
         run_ok(&mut release.upgrade_cmd(&cluster));
@@ -1857,9 +1872,17 @@ impl ServiceAccountControlPlane {
             "the chart's Deployment"
         );
         assert!(
-            api_settings.env.is_empty(),
+            api_settings
+                .env
+                .keys()
+                .all(|k| k == "STOREFLEET_POOL"),
             "the API container binds nothing and watches no workloads: {:?}",
             api_settings.env
+        );
+        assert_eq!(
+            api_settings.env.get("STOREFLEET_POOL"),
+            controller_settings.env.get("STOREFLEET_POOL"),
+            "the API claims from the pool the controller fills: one setting"
         );
         // One database for both, as the Pod's shared volume.
         let database = identity.dir.join("storefleet.db");
@@ -1914,6 +1937,36 @@ impl ServiceAccountControlPlane {
             response.status().as_u16(),
             response.json::<Value>().await.unwrap_or(Value::Null),
         ))
+    }
+
+    /// The id of a Ready pool store of this instance, made by the controller as its ServiceAccount.
+    async fn wait_ready_pool_store(&self) -> String {
+        let stores: Api<DynamicObject> =
+            Api::all_with(self.cluster.client.clone(), &store_resource());
+        let selector = format!(
+            "storefleet.dev/instance={},storefleet.dev/pool",
+            self.instance
+        );
+        wait_for("a Ready pool store", READY_TIMEOUT, || {
+            let (stores, selector) = (stores.clone(), selector.clone());
+            async move {
+                let listed = stores
+                    .list(&kube::api::ListParams::default().labels(&selector))
+                    .await
+                    .ok()?;
+                assert!(
+                    !self.controller.log_tail().contains("pool pass failed"),
+                    "the controller could not fill the pool:\n{}",
+                    self.controller.log_tail()
+                );
+                listed
+                    .items
+                    .iter()
+                    .find(|s| s.data["status"]["phase"] == "Ready")
+                    .map(ResourceExt::name_any)
+            }
+        })
+        .await
     }
 
     /// `POST /stores`, then Ready.
@@ -3007,6 +3060,9 @@ impl Release {
             "STOREFLEET_LEADER_ELECTION",
             "STOREFLEET_LEADER_ELECTION_NAMESPACE",
             "STOREFLEET_LEADER_ELECTION_LEASE",
+            // The warm pool: the controller fills it (creating Stores as its own identity), the API
+            // claims from it.
+            "STOREFLEET_POOL",
         ]
         .into_iter()
         .filter_map(|key| {
