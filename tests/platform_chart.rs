@@ -1872,10 +1872,7 @@ impl ServiceAccountControlPlane {
             "the chart's Deployment"
         );
         assert!(
-            api_settings
-                .env
-                .keys()
-                .all(|k| k == "STOREFLEET_POOL"),
+            api_settings.env.keys().all(|k| k == "STOREFLEET_POOL"),
             "the API container binds nothing and watches no workloads: {:?}",
             api_settings.env
         );

@@ -1,7 +1,8 @@
 //! The warm pool (issue 16, docs/pool.md) against the test cluster: `POST /stores` claims a Ready
 //! pool store or takes the cold path; a claimed store is its owner's and nothing of the pool's;
 //! concurrent creates never share a pool store; `kill -9` during the refill and during a claim
-//! loses, doubles and double-claims nothing; members never see pool stores.
+//! loses, doubles and double-claims nothing; members never see pool stores; a pool store that
+//! fails, or breaks after it was Ready, is never handed out and is replaced.
 //! What WordPress itself makes of a claim (the old admin password refused by `wp-login.php`) is in
 //! tests/realpods.rs: the stand-in kubelet runs no WordPress.
 mod support;
@@ -9,9 +10,10 @@ mod support;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -19,6 +21,7 @@ use storefleet::crd::Store;
 use support::{Options, READY_TIMEOUT, Server, problem_kind};
 
 const POOL_LABEL: &str = "storefleet.dev/pool";
+const BROKEN_SINCE: &str = "storefleet.dev/pool-broken-since";
 
 fn options(pool: &str, max_stores: u32) -> Options {
     Options {
@@ -597,5 +600,134 @@ async fn a_pool_store_that_fails_while_waiting_is_deleted_and_replaced() {
             .iter()
             .any(|s| s.name_any() == view["store_id"].as_str().unwrap()),
         "{view}"
+    );
+}
+
+/// Sets the image of the store's WordPress Deployment (Recreate: the old pod goes first). On the
+/// stand-in node an image named `*crash*` never becomes ready (CrashLoopBackOff).
+async fn set_wordpress_image(client: &Client, id: &str, image: &str) -> String {
+    let deployments = Api::<Deployment>::namespaced(client.clone(), id);
+    let mut list = deployments
+        .list(&ListParams::default().labels("app.kubernetes.io/component=wordpress"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(list.len(), 1, "one WordPress Deployment in {id}");
+    let deployment = list.remove(0);
+    let spec = deployment.spec.template.spec.as_ref().unwrap();
+    let before = spec.containers[0].image.clone().unwrap();
+    deployments
+        .patch(
+            &deployment.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([{
+                    "op": "replace",
+                    "path": "/spec/template/spec/containers/0/image",
+                    "value": image,
+                }]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    before
+}
+
+async fn broken_mark(server: &Server, id: &str) -> Option<String> {
+    server
+        .cluster_stores()
+        .await
+        .into_iter()
+        .find(|s| s.name_any() == id)
+        .and_then(|s| s.annotations().get(BROKEN_SINCE).cloned())
+}
+
+#[tokio::test]
+async fn a_ready_pool_store_that_breaks_is_not_handed_out_and_is_replaced() {
+    // The grace a broken pool store gets is the provision timeout here (at most 2 minutes).
+    let server = Server::start(
+        "pool-broken",
+        Options {
+            provision_timeout: "20s",
+            ..options("woocommerce/small=1", 4)
+        },
+    )
+    .await;
+    let client = server.cluster.client.clone();
+    let id = wait_pool_ready(&server, 1).await.remove(0);
+
+    // Its WordPress breaks while it waits: the store's own status still says Ready, but the pool
+    // marks it, and a create takes the cold path rather than a store that is down.
+    let image = set_wordpress_image(&client, &id, "example.invalid/crash-wordpress").await;
+    testkit::wait_for("the pool to mark it broken", READY_TIMEOUT, || async {
+        broken_mark(&server, &id).await
+    })
+    .await;
+    // `GET /pool` counts from the API's cache: it may take a moment to see the mark.
+    testkit::wait_for(
+        "GET /pool to say none is claimable",
+        READY_TIMEOUT,
+        || async {
+            let (_, pool) = server.get_json("/pool").await;
+            assert_eq!(pool[0]["stores"], 1, "{pool}");
+            (pool[0]["ready"] == 0).then_some(())
+        },
+    )
+    .await;
+    let r = server.create(json!({"name": "Cold"})).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::ACCEPTED,
+        "the cold path answers 202"
+    );
+    let cold: Value = r.json().await.unwrap();
+    assert_ne!(
+        cold["store_id"],
+        id.as_str(),
+        "the broken pool store was handed out"
+    );
+
+    // It recovers within the grace: unmarked, and claimable again.
+    set_wordpress_image(&client, &id, &image).await;
+    testkit::wait_for("the mark to go", READY_TIMEOUT, || async {
+        broken_mark(&server, &id).await.is_none().then_some(())
+    })
+    .await;
+    testkit::wait_for("GET /pool to count it again", READY_TIMEOUT, || async {
+        let (_, pool) = server.get_json("/pool").await;
+        (pool[0]["ready"] == 1).then_some(())
+    })
+    .await;
+
+    // It breaks again and stays broken past the grace: deleted, and replaced by a new one.
+    set_wordpress_image(&client, &id, "example.invalid/crash-wordpress").await;
+    let replacement = testkit::wait_for("a replacement", READY_TIMEOUT, || async {
+        let pool = pool_stores(&server).await;
+        assert!(
+            pool.len() <= 1,
+            "the pool grew past its target: {}",
+            pool.len()
+        );
+        pool.iter()
+            .find(|s| s.name_any() != id)
+            .map(ResourceExt::name_any)
+    })
+    .await;
+    let audit = server.audit("").await;
+    let deleted = audit
+        .iter()
+        .find(|e| e["store_id"] == id.as_str() && e["action"] == "delete")
+        .unwrap_or_else(|| panic!("no audit entry for deleting {id}: {audit:?}"));
+    let detail = deleted["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("pool store: it broke while waiting in the pool: Deployment")
+            && detail.contains("0/1 ready"),
+        "{detail}"
+    );
+    server.wait_gone(&id).await;
+    assert!(
+        broken_mark(&server, &replacement).await.is_none(),
+        "the replacement carries the old store's mark"
     );
 }

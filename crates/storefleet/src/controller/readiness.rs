@@ -77,6 +77,22 @@ pub async fn evaluate(client: &Client, id: &StoreId) -> kube::Result<Readiness> 
     Ok(evaluate_objects(&deployments, &statefulsets, &jobs))
 }
 
+/// The workloads alone (for the warm pool's look at its Ready stores, pool/health.rs: whether the
+/// setup Job still exists does not matter once a store was Ready).
+pub async fn workloads(client: &Client, id: &StoreId) -> kube::Result<Check> {
+    let lp = ListParams::default();
+    let ns = id.as_str();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await?
+        .items;
+    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await?
+        .items;
+    Ok(workloads_check(&deployments, &statefulsets))
+}
+
 pub fn evaluate_objects(
     deployments: &[Deployment],
     statefulsets: &[StatefulSet],

@@ -70,7 +70,8 @@ pub async fn take(
     Ok(None)
 }
 
-/// Ready unclaimed pool stores of `kind`, oldest first (the longest-waiting goes first).
+/// Ready unclaimed pool stores of `kind`, oldest first (the longest-waiting goes first). Never one the
+/// pool found broken (health.rs): a create takes the cold path rather than a store that is down.
 pub fn candidates<'a>(kind: &PoolKind, stores: &[&'a Store]) -> Vec<&'a Store> {
     let label = kind.label_value();
     let mut ready: Vec<&Store> = stores
@@ -78,6 +79,7 @@ pub fn candidates<'a>(kind: &PoolKind, stores: &[&'a Store]) -> Vec<&'a Store> {
         .copied()
         .filter(|s| kind_label(s) == Some(label.as_str()))
         .filter(|s| !s.deletion_requested() && s.phase() == Some(Phase::Ready))
+        .filter(|s| super::health::broken_since(s).is_none())
         .collect();
     ready.sort_by(|a, b| {
         (
@@ -178,7 +180,15 @@ mod tests {
         let newer = pool_store("store-00000a", 20, Phase::Ready);
         let older = pool_store("store-00000b", 10, Phase::Ready);
         let busy = pool_store("store-00000c", 0, Phase::Provisioning);
-        let picked: Vec<String> = candidates(&small(), &[&newer, &older, &busy])
+        let mut broken = pool_store("store-00000d", 0, Phase::Ready);
+        broken.metadata.annotations = Some(
+            [(
+                crate::pool::health::ANNOTATION_BROKEN_SINCE.to_owned(),
+                "2026-12-02T12:00:00Z".to_owned(),
+            )]
+            .into(),
+        );
+        let picked: Vec<String> = candidates(&small(), &[&newer, &older, &busy, &broken])
             .iter()
             .map(|s| s.name_any())
             .collect();

@@ -4,19 +4,22 @@
 //! cache only says *whether* to look: it lags behind the creates just made, and a plan made from
 //! it would make stores twice. Under the lock, no `POST /stores` counts or claims meanwhile, on
 //! any replica. The stores themselves are provisioned (and, once claimed, re-provisioned as their
-//! owner's) by the store controller, like any other.
+//! owner's) by the store controller, like any other. Every few passes it also looks at its Ready
+//! stores' workloads ([`super::health`]) and replaces one that broke while waiting.
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::Store as StoreCache;
 use kube::{Api, Client, ResourceExt};
 
 use super::claim::claimed_at;
+use super::health::{self, ANNOTATION_BROKEN_SINCE, Verdict};
 use super::refill::{self, LABEL_POOL, POOL_OWNER, Step};
 use super::{PoolKind, PoolTargets};
+use crate::controller::readiness;
 use crate::crd::{LABEL_INSTANCE, Store, StoreSpec};
 use crate::domain::StoreId;
 use crate::metrics::Metrics;
@@ -28,6 +31,9 @@ const PASS: Duration = Duration::from_secs(1);
 /// After the provision timeout, how long the store controller has to fail a pool store itself (its
 /// Failed says why, in the store's status) before the pool gives up on it anyway.
 const STUCK_GRACE: Duration = Duration::from_secs(60);
+/// Every how many passes the Ready pool stores' workloads are read (two lists per store): a store
+/// that breaks is out of the candidates within about this many seconds.
+const HEALTH_EVERY: u64 = 5;
 /// The title a pool store has until it is claimed (never shown to a member: a claim replaces it).
 pub const POOL_TITLE: &str = "Pool store";
 
@@ -56,7 +62,9 @@ pub async fn run(
         .known(settings.targets.iter().map(|(k, _)| k.clone()));
     let _ = cache.wait_until_ready().await;
     let mut pool = Pool {
-        api: Api::all(client),
+        api: Api::all(client.clone()),
+        client,
+        passes: 0,
         db: db.clone(),
         audit: db.audit(),
         settings,
@@ -74,6 +82,8 @@ pub async fn run(
 
 struct Pool {
     api: Api<Store>,
+    client: Client,
+    passes: u64,
     db: Database,
     audit: AuditLog,
     settings: Settings,
@@ -100,6 +110,10 @@ impl Pool {
             .filter(|s| s.instance() == self.settings.instance)
             .collect();
         self.observe(&ours);
+        self.passes += 1;
+        if self.passes % HEALTH_EVERY == 0 {
+            self.look_after(&ours).await?;
+        }
         if self.plan(&ours).is_empty() {
             return Ok(());
         }
@@ -122,6 +136,72 @@ impl Pool {
             match step {
                 Step::Create(kind) => self.create(&kind).await?,
                 Step::Delete { store_id, why } => self.delete(&store_id, why).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The Ready pool stores' workloads (health.rs): marks one that broke, unmarks one that
+    /// recovered, deletes one broken for longer than the grace. Every write is guarded by the
+    /// resourceVersion read, so a store a claim took meanwhile is never marked or deleted: the write
+    /// answers 409, and the next look sees it claimed.
+    async fn look_after(&self, stores: &[&Store]) -> Result<(), PassError> {
+        let grace = self.settings.provision_timeout.min(health::GRACE_MAX);
+        for store in stores.iter().filter(|s| health::watched(s)) {
+            let Ok(id) = StoreId::parse(&store.name_any()) else {
+                continue;
+            };
+            let workloads = readiness::workloads(&self.client, &id).await?;
+            let since = health::broken_since(store);
+            let rv = store.resource_version();
+            let guarded = |value: serde_json::Value| {
+                serde_json::json!({ "metadata": {
+                    "resourceVersion": rv,
+                    "annotations": { ANNOTATION_BROKEN_SINCE: value },
+                }})
+            };
+            let result = match health::judge(since, workloads.ok, Timestamp::now(), grace) {
+                Verdict::Keep => continue,
+                Verdict::Mark => {
+                    tracing::warn!(store_id = %id, "pool store broke: {}", workloads.message);
+                    let now = Timestamp::now().to_string();
+                    self.api
+                        .patch(
+                            id.as_str(),
+                            &PatchParams::default(),
+                            &Patch::Merge(guarded(now.into())),
+                        )
+                        .await
+                        .map(drop)
+                }
+                Verdict::Clear => {
+                    tracing::info!(store_id = %id, "pool store recovered");
+                    self.api
+                        .patch(
+                            id.as_str(),
+                            &PatchParams::default(),
+                            &Patch::Merge(guarded(serde_json::Value::Null)),
+                        )
+                        .await
+                        .map(drop)
+                }
+                Verdict::Replace => {
+                    let why = format!("it broke while waiting in the pool: {}", workloads.message);
+                    let params = DeleteParams {
+                        preconditions: Some(Preconditions {
+                            resource_version: rv,
+                            uid: store.uid(),
+                        }),
+                        ..DeleteParams::default()
+                    };
+                    self.delete_with(id.as_str(), &why, &params).await?;
+                    continue;
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -206,9 +286,21 @@ impl Pool {
     }
 
     async fn delete(&self, store_id: &str, why: &str) -> Result<(), PassError> {
-        match self.api.delete(store_id, &DeleteParams::default()).await {
+        self.delete_with(store_id, why, &DeleteParams::default())
+            .await
+    }
+
+    /// Deletes a pool store (a 404 or a failed precondition, 409: it is gone or changed, nothing
+    /// to do) and records why.
+    async fn delete_with(
+        &self,
+        store_id: &str,
+        why: &str,
+        params: &DeleteParams,
+    ) -> Result<(), PassError> {
+        match self.api.delete(store_id, params).await {
             Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return Ok(()),
             Err(e) => return Err(e.into()),
         }
         tracing::info!(store_id, "pool store deleted: {why}");

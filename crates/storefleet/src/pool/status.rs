@@ -17,7 +17,8 @@ pub struct PoolKindView {
     pub target: u32,
     /// Unclaimed pool stores of this kind (being provisioned or Ready).
     pub stores: usize,
-    /// Of those, the Ready ones: what the next creates can claim.
+    /// Of those, the Ready ones: what the next creates can claim (not those found broken since,
+    /// `pool/health.rs`).
     pub ready: usize,
 }
 
@@ -38,7 +39,9 @@ pub fn of(targets: &PoolTargets, stores: &[&Store]) -> Vec<PoolKindView> {
                 .iter()
                 .filter(|s| !s.deletion_requested() && kind_label(s) == Some(label.as_str()));
             let (n, ready) = mine.fold((0, 0), |(n, r), s| {
-                (n + 1, r + usize::from(s.phase() == Some(Phase::Ready)))
+                let claimable =
+                    s.phase() == Some(Phase::Ready) && super::health::broken_since(s).is_none();
+                (n + 1, r + usize::from(claimable))
             });
             PoolKindView {
                 engine: kind.engine.as_str().to_owned(),
