@@ -111,7 +111,7 @@ impl Pool {
             .collect();
         self.observe(&ours);
         self.passes += 1;
-        if self.passes % HEALTH_EVERY == 0 {
+        if self.passes.is_multiple_of(HEALTH_EVERY) {
             self.look_after(&ours).await?;
         }
         if self.plan(&ours).is_empty() {
