@@ -2,7 +2,7 @@
 //!
 //! 1. The scheduler's decisions (`backups::scheduler::pass_at`) against real `Store` and
 //!    `StoreBackup` objects, at a `now` two days ahead (no test waits for a store's daily minute):
-//!    which store is due, that a pass repeated (a restarted controller) asks for nothing more, that a
+//!    which store is due (never an unclaimed pool store), that a pass repeated (a restarted controller) asks for nothing more, that a
 //!    running backup holds the next slot back, and which backups retention deletes.
 //! 2. Through `storefleet serve`: the schedule API (a store's own choice, what members may not
 //!    choose, bad bodies: 4xx and nothing changed), and `DELETE /stores/{id}` with a final backup.
@@ -160,6 +160,20 @@ async fn the_scheduler_asks_once_per_slot_and_retention_keeps_what_it_promises()
     let due = store(&stores, &instance, "Ready", None).await;
     let off = store(&stores, &instance, "Ready", Some("off")).await;
     let _provisioning = store(&stores, &instance, "Provisioning", None).await;
+    // An unclaimed warm-pool store (docs/pool.md): nobody's data, so no backup. One taken would
+    // also be listed to whoever claims it later, with the pool's identity in it.
+    let pooled = store(&stores, &instance, "Ready", None).await;
+    stores
+        .patch(
+            &pooled.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "metadata": { "labels": { "storefleet.dev/pool": "woocommerce.small" } },
+                "spec": { "owner": "storefleet" },
+            })),
+        )
+        .await
+        .unwrap();
     // Now: the store's own slots are in the future; nothing is due.
     pass(Utc::now()).await;
     assert_eq!(names_of(&backups, &instance).await, Vec::<String>::new());

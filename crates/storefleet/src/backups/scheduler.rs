@@ -188,7 +188,10 @@ fn due(
     backups: Option<&Vec<&StoreBackup>>,
     now: DateTime<Utc>,
 ) -> Option<(StoreId, DateTime<Utc>)> {
+    // An unclaimed warm-pool store holds nobody's data; a backup of it would be listed to whoever
+    // claims it, with the pool's identity in it (docs/pool.md).
     if store.is_deleting()
+        || crate::pool::refill::kind_label(store).is_some()
         || store.phase() != Some(Phase::Ready)
         || super::safety_net::final_backup_of(store).is_some()
     {

@@ -151,7 +151,14 @@ impl Pool {
             let Ok(id) = StoreId::parse(&store.name_any()) else {
                 continue;
             };
-            let workloads = readiness::workloads(&self.client, &id).await?;
+            // One store that cannot be read now is looked at again next time; the others still are.
+            let workloads = match readiness::workloads(&self.client, &id).await {
+                Ok(check) => check,
+                Err(e) => {
+                    tracing::warn!(store_id = %id, "pool: reading its workloads: {e}");
+                    continue;
+                }
+            };
             let since = health::broken_since(store);
             let rv = store.resource_version();
             let guarded = |value: serde_json::Value| {
