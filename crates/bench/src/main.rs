@@ -81,6 +81,10 @@ struct Args {
     /// Bench 7: claims from the pool, and cold creates, each.
     #[arg(long, default_value_t = 10)]
     claims: usize,
+    /// Bench 7: the pool's size; with fewer than `--claims`, the claims run in rounds of this
+    /// many, the pool refilled and Ready before each (default: as many as the claims).
+    #[arg(long)]
+    pool_size: Option<usize>,
     /// Bench 7 runs on the real-pod cluster (`scripts/bench pool-realpods`): its targets, and
     /// `--values` should name charts/store/values-realpods.yaml.
     #[arg(long)]
@@ -216,6 +220,7 @@ async fn bench_pool(
     );
     let options = pool::Options {
         claims: args.claims,
+        pool_size: args.pool_size.unwrap_or(args.claims),
         real_pods: args.real_pods,
     };
     let result = pool::run(&settings, token, client, &options).await;

@@ -99,6 +99,36 @@ pub async fn delete_via_storefleet(
     watch::stores_gone(client, instance, GONE_TIMEOUT).await
 }
 
+/// `DELETE /stores/{id}` for each, then waits until each of those Stores is gone. The finalizer
+/// releases a Store only once its namespace is gone, so its pods are gone too. Unlike
+/// [`delete_via_storefleet`] this leaves the instance's other Stores (a pool) alone.
+pub async fn delete_via_api(
+    cp: &ControlPlane,
+    client: &Client,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    for id in ids {
+        let resp = cp
+            .request(Method::DELETE, &format!("/stores/{id}"))
+            .send()
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            bail!("DELETE /stores/{id} answered {}", resp.status());
+        }
+    }
+    let api = watch::stores_api(client);
+    let deadline = Instant::now() + GONE_TIMEOUT;
+    for id in ids {
+        while api.get_opt(id).await?.is_some() {
+            if Instant::now() > deadline {
+                bail!("store {id} still there after {GONE_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(())
+}
+
 /// `n` stores requested at once; answers the wall time from the first request to the last Ready.
 pub async fn batch(
     cp: &ControlPlane,

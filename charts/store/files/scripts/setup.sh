@@ -45,11 +45,14 @@ fi
 wp eval-file /opt/storefleet/identity.php
 
 # An installed WooCommerce is kept at whatever version it has (no downgrade of an update).
-if ! wp plugin is-installed woocommerce; then
-  log "installing WooCommerce $WOOCOMMERCE_VERSION"
-  wp plugin install woocommerce --version="$WOOCOMMERCE_VERSION"
-fi
+# `is-active` first: it answers no for a plugin that is not installed (WP-CLI's
+# Plugin_Command::is_active halts 1 when the fetcher finds none), so on a store already set up (a
+# re-run, a claim, a settings change) one WordPress load answers both questions.
 if ! wp plugin is-active woocommerce; then
+  if ! wp plugin is-installed woocommerce; then
+    log "installing WooCommerce $WOOCOMMERCE_VERSION"
+    wp plugin install woocommerce --version="$WOOCOMMERCE_VERSION"
+  fi
   log "activating WooCommerce"
   wp plugin activate woocommerce
 fi
