@@ -87,6 +87,12 @@ pub async fn delete_via_storefleet(
     instance: &str,
     ids: &[String],
 ) -> anyhow::Result<()> {
+    request_deletes(cp, ids).await?;
+    watch::stores_gone(client, instance, GONE_TIMEOUT).await
+}
+
+/// `DELETE /stores/{id}` for each; each must be accepted (`202`).
+async fn request_deletes(cp: &ControlPlane, ids: &[String]) -> anyhow::Result<()> {
     for id in ids {
         let resp = cp
             .request(Method::DELETE, &format!("/stores/{id}"))
@@ -96,7 +102,7 @@ pub async fn delete_via_storefleet(
             bail!("DELETE /stores/{id} answered {}", resp.status());
         }
     }
-    watch::stores_gone(client, instance, GONE_TIMEOUT).await
+    Ok(())
 }
 
 /// `DELETE /stores/{id}` for each, then waits until each of those Stores is gone. The finalizer
@@ -107,15 +113,7 @@ pub async fn delete_via_api(
     client: &Client,
     ids: &[String],
 ) -> anyhow::Result<()> {
-    for id in ids {
-        let resp = cp
-            .request(Method::DELETE, &format!("/stores/{id}"))
-            .send()
-            .await?;
-        if resp.status() != StatusCode::ACCEPTED {
-            bail!("DELETE /stores/{id} answered {}", resp.status());
-        }
-    }
+    request_deletes(cp, ids).await?;
     let api = watch::stores_api(client);
     let deadline = Instant::now() + GONE_TIMEOUT;
     for id in ids {
